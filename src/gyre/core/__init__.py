@@ -1,0 +1,1 @@
+"""Floor 1: configuration, metadata store, artifact store, lineage, audit and errors."""

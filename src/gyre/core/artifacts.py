@@ -1,0 +1,233 @@
+"""Content-addressed artifact store over fsspec.
+
+Every blob is named by the BLAKE3 hash of its bytes (``b3:<64 hex>``) and stored under
+``<root>/<first two hex>/<rest>``. Writing the same bytes twice stores them once. Writes go to a
+temporary name and are renamed into place, so a crash never leaves a half-written blob under a
+real id; reads re-hash the bytes and raise :class:`CorruptArtifactError` on a mismatch.
+
+    store = ArtifactStore.from_url("file:///tmp/objects")   # or s3://bucket/prefix
+    cid = store.put_bytes(b"hello")
+    assert store.get_bytes(cid) == b"hello"
+
+The backend is chosen by URL scheme; ``s3://`` needs the ``s3`` extra (s3fs). Object stores
+have no rename, but a single PUT is atomic there, so the same code is safe on both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+import blake3
+
+from gyre.core.errors import ArtifactError, CorruptArtifactError, MissingExtraError
+
+PREFIX = "b3:"
+_CHUNK = 1 << 20
+# int(x, 16) alone accepts "0x", "_", signs, whitespace and upper case, which would map one blob
+# to several paths (or to paths that are not blobs at all), so ids are matched exactly.
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def content_id(data: bytes) -> str:
+    """The content id of ``data``: ``b3:`` followed by its BLAKE3 hex digest."""
+    return PREFIX + blake3.blake3(data).hexdigest()
+
+
+def is_content_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed content id (``b3:`` and 64 lower-case hex digits)."""
+    return value.startswith(PREFIX) and bool(_DIGEST.fullmatch(value[len(PREFIX) :]))
+
+
+def _digest_of(cid: str) -> str:
+    if not cid.startswith(PREFIX) or len(cid) != len(PREFIX) + 64:
+        raise ArtifactError(
+            f"'{cid}' is not a content id",
+            hint="content ids look like b3:<64 hex digits>, as printed by `gyre datasets show`",
+        )
+    digest = cid[len(PREFIX) :]
+    if not _DIGEST.fullmatch(digest):
+        raise ArtifactError(
+            f"'{cid}' is not a content id (not 64 lower-case hexadecimal digits)",
+            hint="content ids look like b3:<64 hex digits>, as printed by `gyre datasets show`",
+        )
+    return digest
+
+
+def _hash_file(path: Path) -> str:
+    hasher = blake3.blake3()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return str(hasher.hexdigest())
+
+
+class ArtifactStore:
+    """Immutable blobs keyed by their BLAKE3 hash, on any fsspec filesystem."""
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        self._local = getattr(fs, "protocol", None) in ("file", ("file", "local"))
+
+    @property
+    def is_local(self) -> bool:
+        """True when blobs are plain local files, so :meth:`path_of` can be handed to any tool."""
+        return self._local
+
+    @classmethod
+    def from_url(cls, url: str, **storage_options: Any) -> ArtifactStore:
+        """Open the store at ``url`` (a local path, ``file://``, ``s3://``, ``memory://``...)."""
+        import fsspec
+
+        scheme = url.split("://", 1)[0] if "://" in url else "file"
+        if scheme == "file":
+            # fsspec keeps percent-escapes of file:// URLs verbatim, so a folder with a space
+            # would silently become a second folder named "my%20dir"; decode paths ourselves.
+            from fsspec.implementations.local import LocalFileSystem
+
+            local = Path(unquote(urlsplit(url).path)) if "://" in url else Path(url)
+            local = local.expanduser().resolve()
+            local_fs = LocalFileSystem(**storage_options)
+            local_fs.makedirs(local.as_posix(), exist_ok=True)
+            return cls(local_fs, local.as_posix(), local.as_uri())
+        if scheme in ("s3", "s3a"):
+            try:
+                import s3fs  # noqa: F401
+            except ImportError:
+                raise MissingExtraError("s3fs", "s3", f"The artifact store at {url}") from None
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        return cls(fs, root, url)
+
+    def _path(self, digest: str) -> str:
+        return f"{self.root}/{digest[:2]}/{digest[2:]}"
+
+    def path_of(self, cid: str) -> str:
+        """The backend path of a blob (for tools that read it directly, such as DuckDB)."""
+        return self._path(_digest_of(cid))
+
+    def exists(self, cid: str) -> bool:
+        return bool(self.fs.exists(self._path(_digest_of(cid))))
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` and return its content id. Idempotent and atomic."""
+        cid = content_id(data)
+        path = self._path(_digest_of(cid))
+        if self.fs.exists(path):
+            return cid
+        if self._local:
+            self._write_local_atomically(path, data)
+        else:
+            # One PUT is atomic on object stores: readers see all of it or nothing.
+            self.fs.pipe_file(path, data)
+        return cid
+
+    def put_file(self, source: str | os.PathLike[str]) -> str:
+        """Store a local file's bytes, hashing it in chunks so big files need little memory."""
+        if not Path(source).is_file():
+            raise ArtifactError(
+                f"cannot store {source}: it is not a readable file",
+                hint="pass the path of an existing file",
+            )
+        if self._local:
+            return self._put_local_file(Path(source))
+        cid = PREFIX + _hash_file(Path(source))
+        path = self._path(_digest_of(cid))
+        if not self.fs.exists(path):
+            self.fs.put_file(str(source), path)
+        return cid
+
+    def _put_local_file(self, source: Path) -> str:
+        # Copy and hash in one pass, then name the copy by what was actually copied: hashing
+        # first and copying afterwards would store a mislabelled blob if the file changed between.
+        self.fs.makedirs(f"{self.root}/incoming", exist_ok=True)
+        tmp = self._temp_name(f"{self.root}/incoming/blob")
+        hasher = blake3.blake3()
+        try:
+            with source.open("rb") as src, Path(tmp).open("wb") as dst:
+                for chunk in iter(lambda: src.read(_CHUNK), b""):
+                    hasher.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            cid = PREFIX + hasher.hexdigest()
+            path = self._path(_digest_of(cid))
+            if not self.fs.exists(path):
+                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                Path(tmp).replace(path)
+            return cid
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def get_bytes(self, cid: str) -> bytes:
+        """Read a blob and verify it still hashes to ``cid``."""
+        path = self._path(_digest_of(cid))
+        try:
+            data: bytes = self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise ArtifactError(
+                f"artifact {cid} is missing from {self.url}",
+                hint="the object store was changed outside Gyre; restore it from a backup",
+            ) from None
+        actual = content_id(data)
+        if actual != cid:
+            raise CorruptArtifactError(
+                f"artifact {cid} at {self._where(path)} is corrupt: its bytes hash to {actual}",
+                hint="restore the file from a backup or re-run the step that produced it",
+            )
+        return data
+
+    def open(self, cid: str) -> IO[bytes]:
+        """Open a verified blob for reading (verification reads it once in chunks)."""
+        self.verify(cid)
+        fh: IO[bytes] = self.fs.open(self._path(_digest_of(cid)), "rb")
+        return fh
+
+    def verify(self, cid: str) -> None:
+        """Re-hash a blob in chunks; raise :class:`CorruptArtifactError` if it changed."""
+        path = self._path(_digest_of(cid))
+        hasher = blake3.blake3()
+        try:
+            with self.fs.open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                    hasher.update(chunk)
+        except FileNotFoundError:
+            raise ArtifactError(f"artifact {cid} is missing from {self.url}") from None
+        if PREFIX + hasher.hexdigest() != cid:
+            raise CorruptArtifactError(
+                f"artifact {cid} at {self._where(path)} is corrupt: "
+                "its bytes no longer match their hash",
+                hint="restore the file from a backup or re-run the step that produced it",
+            )
+
+    def iter_ids(self) -> Iterator[str]:
+        """Every content id in the store (for garbage collection and audits)."""
+        for path in self.fs.find(self.root):
+            parts = str(path).rstrip("/").split("/")
+            if len(parts) >= 2 and len(parts[-2]) == 2 and len(parts[-1]) == 62:
+                yield PREFIX + parts[-2] + parts[-1]
+
+    def _where(self, path: str) -> str:
+        """A path as a user would type it: plain for local files, with its scheme otherwise."""
+        return path if self._local else str(self.fs.unstrip_protocol(path))
+
+    def _temp_name(self, path: str) -> str:
+        return f"{path}.tmp-{uuid.uuid4().hex}"
+
+    def _write_local_atomically(self, path: str, data: bytes) -> None:
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = self._temp_name(path)
+        try:
+            with Path(tmp).open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            Path(tmp).replace(path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,269 @@
+"""Write dataset versions: Arrow rows in, deterministic Parquet parts and a manifest out.
+
+Rows are cut into parts of ``part_rows`` rows and each part into row groups of at most
+:data:`ROW_GROUP_ROWS`; only one row group is held in memory and each part is written to a
+temporary file before it is stored, so a table or a stream of record batches of any size is
+written in bounded memory.
+
+Content ids must depend on the rows alone, so every Parquet setting that changes the bytes is
+pinned here (zstd at a fixed level, format 2.6, page version 1, dictionary encoding on) and the
+part and row-group boundaries depend only on the row count: ``write_table(t)`` and
+``write_batches(t.schema, t.to_batches(max_chunksize=7))`` give the same dataset version. Parquet
+records no timestamps; it does record the writer's library version (``created_by``), so a
+pyarrow upgrade may change ids of newly written data, never the data behind an existing id.
+
+    manifest = write_table(store, table, part_rows=500_000)
+    manifest2 = append(store, manifest, more_rows)     # reuses manifest's parts
+    version_id = save_manifest(store, manifest2)
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gyre.core.artifacts import ArtifactStore
+from gyre.core.errors import DataError
+from gyre.datasets.manifest import DatasetManifest, PartRef, save_manifest
+
+PART_ROWS = 1_000_000
+ROW_GROUP_ROWS = 128 * 1024
+
+# Everything that changes the bytes of a part, pinned so that ids stay stable across defaults.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "use_dictionary": True,
+    "write_statistics": True,
+    "store_schema": True,
+}
+
+
+def write_table(
+    artifacts: ArtifactStore,
+    table: pa.Table,
+    *,
+    part_rows: int = PART_ROWS,
+    parent: str | None = None,
+) -> DatasetManifest:
+    """Store ``table`` as Parquet parts and return the (unsaved) manifest listing them."""
+    return write_batches(
+        artifacts, table.schema, table.to_batches(), part_rows=part_rows, parent=parent
+    )
+
+
+def write_batches(
+    artifacts: ArtifactStore,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    part_rows: int = PART_ROWS,
+    parent: str | None = None,
+) -> DatasetManifest:
+    """Store a stream of record batches with ``schema`` as Parquet parts, in bounded memory.
+
+    Every batch must have ``schema`` (schema metadata may differ; the dataset keeps
+    ``schema``'s). Returns the manifest, not yet saved: see :func:`save_manifest`.
+    """
+    if part_rows < 1:
+        raise DataError(
+            f"part_rows must be at least 1, got {part_rows}",
+            hint="use the default (1,000,000) unless parts must be smaller",
+        )
+    writer = _PartWriter(artifacts, schema, part_rows)
+    with writer:
+        for index, batch in enumerate(batches):
+            if not batch.schema.equals(schema, check_metadata=False):
+                raise DataError(
+                    f"record batch {index} does not have the dataset's schema: "
+                    + "; ".join(
+                        schema_differences(schema, batch.schema, "the dataset", "the batch")
+                    ),
+                    hint="cast every batch to one schema before writing, e.g. batch.cast(schema)",
+                )
+            if batch.schema.metadata != schema.metadata:
+                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+            writer.add(batch)
+    return DatasetManifest.build(schema, writer.parts, parent)
+
+
+def append(
+    artifacts: ArtifactStore,
+    base: DatasetManifest | None,
+    table: pa.Table,
+    *,
+    part_rows: int = PART_ROWS,
+) -> DatasetManifest:
+    """A new dataset version: ``base``'s parts, unchanged, followed by ``table``'s rows.
+
+    The new manifest's ``parent`` is ``base``'s id, and ``base`` is saved so the chain can always
+    be walked. Columns may come in another order; names, types and nullability must match,
+    otherwise :class:`DataError` lists every difference. With no ``base``, this is
+    :func:`write_table`.
+    """
+    if base is None:
+        return write_table(artifacts, table, part_rows=part_rows)
+    schema = base.schema
+    table = conform(table, schema, what="the appended rows")
+    added = write_table(artifacts, table, part_rows=part_rows)
+    parent = save_manifest(artifacts, base)
+    return DatasetManifest.build(schema, base.parts + added.parts, parent)
+
+
+def conform(table: pa.Table, schema: pa.Schema, *, what: str = "the table") -> pa.Table:
+    """``table`` with its columns in ``schema``'s order and ``schema``'s metadata.
+
+    Raises :class:`DataError` naming each column whose presence, type or nullability differs.
+    """
+    problems = schema_differences(schema, table.schema, "the dataset", what, strict=False)
+    for field in schema:
+        if not field.nullable and field.name in table.column_names:
+            nulls = table.column(field.name).null_count
+            if nulls:
+                problems.append(
+                    f"column '{field.name}' is not nullable in the dataset "
+                    f"but has {nulls} nulls in {what}"
+                )
+    if problems:
+        raise DataError(
+            f"{what} do not match the dataset's schema: " + "; ".join(problems),
+            hint=(
+                "cast the rows to the dataset's schema first, e.g. "
+                "table.select(manifest.column_names).cast(manifest.schema), "
+                "or write them as a new dataset with write_table"
+            ),
+        )
+    columns = [table.column(field.name) for field in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def schema_differences(
+    expected: pa.Schema,
+    actual: pa.Schema,
+    expected_name: str,
+    actual_name: str,
+    *,
+    strict: bool = True,
+) -> list[str]:
+    """Human-readable differences between two schemas, one string per column (metadata ignored).
+
+    ``strict`` also compares column order and nullability; without it only names and types count.
+    """
+    problems: list[str] = []
+    for field in expected:
+        if actual.get_field_index(field.name) < 0:
+            problems.append(f"column '{field.name}' ({field.type}) is missing from {actual_name}")
+            continue
+        other = actual.field(field.name)
+        if other.type != field.type:
+            problems.append(
+                f"column '{field.name}' is {field.type} in {expected_name} "
+                f"but {other.type} in {actual_name}"
+            )
+        elif strict and other.nullable != field.nullable:
+            problems.append(
+                f"column '{field.name}' is {_nullable(field)} in {expected_name} "
+                f"but {_nullable(other)} in {actual_name}"
+            )
+    for field in actual:
+        if expected.get_field_index(field.name) < 0:
+            problems.append(f"column '{field.name}' ({field.type}) is not in {expected_name}")
+    if strict and not problems and expected.names != actual.names:
+        problems.append(
+            f"columns are in another order: {expected_name} has {expected.names}, "
+            f"{actual_name} has {actual.names}"
+        )
+    return problems
+
+
+def _nullable(field: pa.Field) -> str:
+    return "nullable" if field.nullable else "not nullable"
+
+
+class _PartWriter:
+    """Cuts a stream of batches into row groups and parts at fixed row counts, and stores them.
+
+    Boundaries fall on row counts only, never on how the input was batched, and each row group
+    is made contiguous before it is written, so the Parquet bytes depend on the rows alone.
+    """
+
+    def __init__(self, artifacts: ArtifactStore, schema: pa.Schema, part_rows: int) -> None:
+        self.artifacts = artifacts
+        self.schema = schema
+        self.part_rows = part_rows
+        self.group_rows = min(part_rows, ROW_GROUP_ROWS)
+        self.parts: list[PartRef] = []
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._part_written = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="gyre-parts-")
+        self._path = Path(self._tmpdir.name) / "part.parquet"
+
+    def __enter__(self) -> _PartWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._flush_group()
+                self._close_part()
+            elif self._writer is not None:
+                self._writer.close()
+        finally:
+            self._tmpdir.cleanup()
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        offset = 0
+        while offset < batch.num_rows:
+            room = min(
+                self.group_rows - self._pending_rows,
+                self.part_rows - self._part_written - self._pending_rows,
+            )
+            take = min(room, batch.num_rows - offset)
+            self._pending.append(batch.slice(offset, take))
+            self._pending_rows += take
+            offset += take
+            if (
+                self._pending_rows == self.group_rows
+                or self._part_written + self._pending_rows == self.part_rows
+            ):
+                self._flush_group()
+                if self._part_written == self.part_rows:
+                    self._close_part()
+
+    def _flush_group(self) -> None:
+        if not self._pending_rows:
+            return
+        group = pa.Table.from_batches(self._pending, schema=self.schema).combine_chunks()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(str(self._path), self.schema, **PARQUET_OPTIONS)
+        try:
+            self._writer.write_table(group, row_group_size=group.num_rows)
+        except pa.ArrowException as exc:
+            first = sum(part.rows for part in self.parts) + self._part_written
+            raise DataError(
+                f"rows {first}..{first + group.num_rows - 1} cannot be written as Parquet: {exc}",
+                hint="check that non-nullable columns hold no nulls and the types are supported",
+            ) from exc
+        self._part_written += group.num_rows
+        self._pending = []
+        self._pending_rows = 0
+
+    def _close_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        size = self._path.stat().st_size
+        cid = self.artifacts.put_file(self._path)
+        self.parts.append(PartRef(id=cid, rows=self._part_written, size=size))
+        self._part_written = 0
+        self._path.unlink()
