@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import delete, text, update
 
@@ -21,10 +23,10 @@ def _store_with_events(url: str, n: int = 5) -> MetadataStore:
 def test_a_clean_chain_verifies(store_url: str) -> None:
     store = _store_with_events(store_url)
     assert store.audit.verify() == (5, None)
-    events = store.audit.list()
+    events = store.audit.recent()
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
     assert events[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
 
 
 def test_editing_a_payload_is_caught_at_that_event(store_url: str) -> None:
@@ -37,7 +39,7 @@ def test_editing_a_payload_is_caught_at_that_event(store_url: str) -> None:
 
 def test_rehashing_an_edited_event_is_still_caught_at_the_next(store_url: str) -> None:
     store = _store_with_events(store_url)
-    event = store.audit.list()[1]
+    event = store.audit.recent()[1]
     forged = event_hash(
         seq=event.seq,
         time=event.time,
@@ -49,9 +51,7 @@ def test_rehashing_an_edited_event_is_still_caught_at_the_next(store_url: str) -
     )
     with store.transaction() as conn:
         conn.execute(
-            update(audit_events)
-            .where(audit_events.c.seq == 2)
-            .values(actor="mallory", hash=forged)
+            update(audit_events).where(audit_events.c.seq == 2).values(actor="mallory", hash=forged)
         )
     _, problem = store.audit.verify()
     assert problem is not None and problem.seq == 3 and "prev_hash" in problem.reason
@@ -101,9 +101,7 @@ def test_reordering_events_is_caught(store_url: str) -> None:
 def test_any_field_edit_is_caught(store_url: str, column: str) -> None:
     store = _store_with_events(store_url)
     with store.transaction() as conn:
-        conn.execute(
-            text(f"UPDATE audit_events SET {column} = {column} || 'x' WHERE seq = 4")
-        )
+        conn.execute(text(f"UPDATE audit_events SET {column} = {column} || 'x' WHERE seq = 4"))
     _, problem = store.audit.verify()
     assert problem is not None and problem.seq == 4
 

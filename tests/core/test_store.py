@@ -54,7 +54,7 @@ def test_runs_record_params_metrics_and_status(store_url: str) -> None:
     assert done.status == "completed" and done.metrics["rmse"] == 20.0
     assert done.ended_at is not None and done.ended_at >= done.started_at
     assert store.runs.get(run.id[:8]).id == run.id
-    assert [r.id for r in store.runs.list(kind="train")] == [run.id]
+    assert [r.id for r in store.runs.recent(kind="train")] == [run.id]
 
 
 def test_model_versions_aliases_gates_and_approvals(store_url: str) -> None:
@@ -77,7 +77,7 @@ def test_model_versions_aliases_gates_and_approvals(store_url: str) -> None:
     assert gate.passed and store.models.gate_results(v2)[0].id == gate.id
     store.models.add_approval(v1, decision="rejected", actor="ann", reason="too slow")
     assert store.models.approvals(v1)[0].actor == "ann"
-    moved = [e for e in store.audit.list() if e.action == "alias.moved"]
+    moved = [e for e in store.audit.recent() if e.action == "alias.moved"]
     assert [(e.data["from_version"], e.data["to_version"]) for e in moved] == [(None, 1), (1, 2)]
 
 
@@ -99,15 +99,13 @@ def test_endpoints_deployments_monitors_alerts(store_url: str) -> None:
     assert alert.status == "open"
     store.operations.resolve_alert(alert.id, action="retrain")
     assert store.operations.alerts(status="resolved")[0].action == "retrain"
-    assert store.audit.verify() == (len(store.audit.list()), None)
+    assert store.audit.verify() == (len(store.audit.recent()), None)
 
 
 def _register_many(url: str, worker: int, count: int) -> None:
     store = MetadataStore.open(url)
     for i in range(count):
-        store.datasets.add_version(
-            "shared", content_id=CID, schema=[], row_count=worker * 1000 + i
-        )
+        store.datasets.add_version("shared", content_id=CID, schema=[], row_count=worker * 1000 + i)
         store.models.register(
             "shared", package_id=CID, flavor="lightgbm", signature={}, metrics={}, run_id=None
         )

@@ -30,8 +30,6 @@ from gyre.core.errors import ArtifactError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FORMAT = "gyre.dataset/1"
-
 
 def _check_id(value: str) -> str:
     if not is_content_id(value):
@@ -67,7 +65,7 @@ class DatasetManifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: Literal["gyre.dataset/1"] = FORMAT
+    format: Literal["gyre.dataset/1"] = "gyre.dataset/1"
     parts: tuple[PartRef, ...]
     columns: tuple[ColumnInfo, ...]
     arrow_schema: str = Field(description="the Arrow schema, IPC-serialised, base64")

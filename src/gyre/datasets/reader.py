@@ -115,7 +115,9 @@ def duckdb_relation(
     A view or registration of the same name is replaced.
     """
     if artifacts.is_local and manifest.parts:
-        files = ", ".join(_sql_string(path) for path in part_paths(artifacts, manifest, verify=verify))
+        files = ", ".join(
+            _sql_string(path) for path in part_paths(artifacts, manifest, verify=verify)
+        )
         conn.execute(
             f"CREATE OR REPLACE VIEW {_sql_identifier(name)} AS "
             f"SELECT * FROM read_parquet([{files}])"
@@ -123,7 +125,9 @@ def duckdb_relation(
     else:
         table = read_table(artifacts, manifest, verify=verify)
         conn.register(name, table)
-    return conn.view(name)
+    relation = conn.sql(f"SELECT * FROM {_sql_identifier(name)}")
+    assert relation is not None  # a SELECT always gives a relation
+    return relation
 
 
 def _read_part(
@@ -146,7 +150,17 @@ def _read_part(
             f"part {part.id} holds {table.num_rows} rows but the manifest says {part.rows}",
             hint="the manifest and its parts do not belong together; re-create the version",
         )
-    return table
+    return _with_schema(table, manifest.schema, columns)
+
+
+def _with_schema(table: pa.Table, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    # Parquet renames list items to "element" (the Parquet spec's name), so a list<item: ...>
+    # column comes back as list<element: ...>; the manifest's schema is the one promised.
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+    if table.schema.equals(schema, check_metadata=True):
+        return table
+    return table.cast(schema)
 
 
 def _check_columns(manifest: DatasetManifest, columns: Sequence[str] | None) -> list[str] | None:

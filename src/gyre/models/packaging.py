@@ -90,7 +90,7 @@ class _BoosterPredictor:
     def predict(self, x: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
         proba = self.predict_proba(x)
         if proba is not None:
-            return np.argmax(proba, axis=1)
+            return np.asarray(np.argmax(proba, axis=1), dtype=np.int64)
         return np.asarray(self.booster.predict(x), dtype=np.float64)
 
 
@@ -301,9 +301,7 @@ def read_manifest(artifacts: ArtifactStore, package_id: str) -> PackageManifest:
 class LoadedModel:
     """A package ready to predict: checks inputs against the signature, then calls the model."""
 
-    def __init__(
-        self, package_id: str, manifest: PackageManifest, predictor: Predictor
-    ) -> None:
+    def __init__(self, package_id: str, manifest: PackageManifest, predictor: Predictor) -> None:
         self.package_id = package_id
         self.flavor = manifest.flavor
         self.signature = manifest.signature

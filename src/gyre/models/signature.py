@@ -234,7 +234,9 @@ def _encode_column(values: Any, spec: TensorSpec) -> npt.NDArray[np.float64]:
     return np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
 
 
-def encode_inputs(columns: Columns | pa.Table, signature: ModelSignature) -> npt.NDArray[np.float64]:
+def encode_inputs(
+    columns: Columns | pa.Table, signature: ModelSignature
+) -> npt.NDArray[np.float64]:
     """Check and encode input columns into a float64 matrix ordered by the signature.
 
     ``columns`` is an Arrow table or a mapping of name to array-like; extra columns are ignored.

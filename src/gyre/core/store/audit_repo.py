@@ -55,7 +55,13 @@ class AuditRepository:
         who = actor or current_actor()
         body = canonical_json(payload)
         digest = event_hash(
-            seq=seq, time=when, actor=who, action=action, entity=entity, payload=body, prev_hash=prev
+            seq=seq,
+            time=when,
+            actor=who,
+            action=action,
+            entity=entity,
+            payload=body,
+            prev_hash=prev,
         )
         conn.execute(
             insert(audit_events).values(
@@ -103,7 +109,7 @@ class AuditRepository:
                 )
             last = rows[-1].seq
 
-    def list(
+    def recent(
         self, *, limit: int | None = None, action: str | None = None, entity: str | None = None
     ) -> list[AuditEvent]:
         """The newest ``limit`` events (all when None), oldest first, optionally filtered."""

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gyre.core.errors import ConflictError, StoreError
-from gyre.core.store.engine import create_store_engine, upgrade_schema
+from gyre.core.store.engine import WRITE_FLAG, create_store_engine, upgrade_schema
 
 T = TypeVar("T")
 
@@ -76,8 +76,13 @@ class MetadataStore:
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of work; rolled back on any exception."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.info[WRITE_FLAG] = True
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.info.pop(WRITE_FLAG, None)
         except OperationalError as exc:
             raise StoreError(
                 f"metadata store error at {self.url}: {exc.orig}",

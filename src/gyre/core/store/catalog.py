@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,8 +81,13 @@ class DatasetRepository:
         profile: dict[str, Any] | None = None,
         stats: dict[str, Any] | None = None,
         run_id: str | None = None,
+        also: Callable[[Connection, int], None] | None = None,
     ) -> DatasetVersionRecord:
-        """Register the next version of dataset ``name`` (created on first use)."""
+        """Register the next version of dataset ``name`` (created on first use).
+
+        ``also(conn, version)`` runs in the same transaction: sources use it to commit their
+        position (files seen) atomically with the version those files produced.
+        """
         if kind not in DATASET_KINDS:
             raise ValueError(f"dataset kind must be one of {DATASET_KINDS}, not {kind!r}")
 
@@ -117,6 +123,8 @@ class DatasetRepository:
                     "stats": stats or {},
                 },
             )
+            if also is not None:
+                also(conn, version)
             row = conn.execute(
                 select(dataset_versions).where(
                     dataset_versions.c.id == result.inserted_primary_key[0]
@@ -135,7 +143,7 @@ class DatasetRepository:
             )
         return DatasetRecord(row.id, row.name, row.kind, row.created_at)
 
-    def list(self) -> list[tuple[DatasetRecord, DatasetVersionRecord | None]]:
+    def latest(self) -> list[tuple[DatasetRecord, DatasetVersionRecord | None]]:
         """Every dataset with its latest version."""
         out = []
         for record in self._all():
@@ -288,7 +296,7 @@ class RunRepository:
             raise NotFoundError(f"no run '{run_id}'", hint="`gyre runs list` shows recent runs")
         return _run_record(row)
 
-    def list(
+    def recent(
         self, *, kind: str | None = None, job: str | None = None, limit: int = 50
     ) -> list[RunRecord]:
         query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)

@@ -26,6 +26,7 @@ from gyre.core.errors import MissingExtraError, StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 BUSY_TIMEOUT_MS = 60_000
+WRITE_FLAG = "gyre_write"
 
 
 def create_store_engine(url: str) -> Engine:
@@ -71,7 +72,12 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Write transactions (MetadataStore.transaction) lock up front; reads stay deferred so
+        # they never queue behind a writer.
+        if connection.info.get(WRITE_FLAG):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -83,7 +83,11 @@ class OperationsRepository:
         return [EndpointRecord(r.id, r.name, r.model, r.alias, r.created_at) for r in rows]
 
     def record_deployment(
-        self, conn: Connection, endpoint: EndpointRecord, traffic: dict[str, Any], run_id: str | None
+        self,
+        conn: Connection,
+        endpoint: EndpointRecord,
+        traffic: dict[str, Any],
+        run_id: str | None,
     ) -> None:
         """Record a traffic change inside the caller's transaction (audited)."""
         conn.execute(

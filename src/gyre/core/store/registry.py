@@ -22,7 +22,9 @@ class ModelRepository:
     # -- models and versions -------------------------------------------------------------
 
     def _lock_or_create(self, conn: Connection, name: str) -> int:
-        row = conn.execute(select(models.c.id).where(models.c.name == name).with_for_update()).first()
+        row = conn.execute(
+            select(models.c.id).where(models.c.name == name).with_for_update()
+        ).first()
         if row:
             return int(row.id)
         result = conn.execute(insert(models).values(name=name, created_at=datetime.now(UTC)))

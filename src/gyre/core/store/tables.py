@@ -59,7 +59,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+            naive: datetime = value
+            return naive.replace(tzinfo=UTC)
         result: datetime = value.astimezone(UTC)
         return result
 

@@ -1,0 +1,52 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_BIKES := ../shared/data/drift/bike-sharing
+DEMO_DIR ?= demo-project
+DEMO_DATA := $(if $(wildcard $(SHARED_BIKES)/hour.csv),--data $(SHARED_BIKES),)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck layers unit test-postgres bench migration clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Gyre needs Python >= 3.11 (set PYTHON=...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gyre demo $(DEMO_DIR) --force $(DEMO_DATA)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck layers unit
+
+# The whole suite again with the metadata store on PostgreSQL (each test gets its own database).
+test-postgres: $(STAMP)
+	GYRE_STORE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# Generate a migration after changing gyre/core/store/tables.py: make migration m="add x"
+migration: $(STAMP)
+	$(BIN)/python -m gyre.core.store.revision "$(m)"
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""The `gyre` command: one Typer app, command modules loaded as they are needed.
+
+Every command calls one :class:`gyre.Workspace` method. Known errors (``GyreError``) become one
+red line on stderr and exit status 1 (2 for usage errors); ``--debug`` shows the traceback.
+Heavy libraries are imported inside command bodies so ``gyre --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from gyre import __version__
+from gyre.cli import inspect_cmds, stage_cmds
+from gyre.core.errors import GyreError
+
+app = typer.Typer(
+    name="gyre",
+    help=(
+        "Gyre runs the whole life of an AI application as one closed loop: "
+        "ingest -> prepare -> train -> validate -> deploy -> monitor -> retrain.\n\n"
+        "Start with `gyre demo` (the whole loop on real data) or `gyre init` (a new project)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": os.environ.get("GYRE_DEBUG") == "1"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gyre {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    if debug:
+        _state["debug"] = True
+
+
+stage_cmds.register(app)
+inspect_cmds.register(app)
+
+
+def main() -> None:
+    """Console-script entry point with Gyre's error handling."""
+    try:
+        app()
+    except GyreError as exc:
+        from gyre.cli.output import err_console
+
+        if _state["debug"]:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"  [yellow]hint:[/] {exc.hint}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Commands that do work: init, demo, ingest, prepare, train, validate, deploy, serve..."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from gyre.cli.output import console, print_json, table
+
+if TYPE_CHECKING:
+    from gyre.workspace import Workspace
+
+JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+PROJECT = typer.Option(Path(), "--project", "-p", help="Project folder (default: here).")
+
+
+@contextmanager
+def _workspace(project: Path, *, quiet: bool = False) -> Iterator[Workspace]:
+    """Open the project with Rich progress bars (silent with --json, to keep stdout clean)."""
+    from gyre.workspace import Workspace
+
+    if quiet:
+        ws = Workspace.open(project)
+        try:
+            yield ws
+        finally:
+            ws.close()
+        return
+    from gyre.cli.progress import RichProgress
+
+    with RichProgress() as progress:
+        ws = Workspace.open(project, progress=progress)
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+
+def init(
+    directory: Path = typer.Argument(Path(), help="Folder for the new project."),
+    name: str = typer.Option(None, help="Project name (default: the folder name)."),
+) -> None:
+    """Create a project: a commented gyre.yaml and the .gyre/ folder (store, objects)."""
+    from gyre.workspace import Workspace
+
+    ws = Workspace.init(directory, name=name)
+    console.print(f"[green]created[/] {ws.paths.config_file}")
+    console.print(f"store     {ws.store.url}\nartifacts {ws.artifacts.url}")
+    console.print("next: declare a source in gyre.yaml, then `gyre ingest --all`")
+
+
+def demo(
+    directory: Path = typer.Argument(Path("gyre-demo"), help="Folder to create the demo in."),
+    data: Path = typer.Option(
+        None, "--data", help="Folder with the UCI bike-sharing hour.csv (else downloaded once)."
+    ),
+    first_months: int = typer.Option(6, help="Months used to train the first model."),
+    port: int = typer.Option(None, help="Port for the model server (default: a free one)."),
+    force: bool = typer.Option(False, "--force", help="Replace DIRECTORY if it is not empty."),
+    json: bool = JSON,
+) -> None:
+    """Run the whole loop on two years of real bike-rental data.
+
+    Ingest monthly batches through a contract, build features with SQL, train LightGBM, gate
+    and promote it, serve it over HTTP, replay later months as requests, watch drift and error,
+    and retrain when the error crosses its threshold: the server picks up the new champion
+    without a restart. Everything lands in the store, the lineage graph and the audit trail.
+    """
+    from gyre.loop.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        directory=directory, data=data, first_months=first_months, port=port, force=force
+    )
+    if json:
+        print_json(run_demo(options))
+        return
+    from gyre.cli.demo_view import show_summary
+    from gyre.cli.progress import RichProgress
+
+    with RichProgress() as progress:
+        summary = run_demo(options, progress)
+    show_summary(summary)
+
+
+def ingest(
+    source: str = typer.Argument(None, help="A source declared in gyre.yaml."),
+    all_sources: bool = typer.Option(False, "--all", help="Ingest every source."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Ingest new files of a source through its contract (bad rows go to quarantine)."""
+    from gyre.core.errors import UsageError
+
+    if bool(source) == all_sources:
+        raise UsageError("name one SOURCE or pass --all")
+    with _workspace(project, quiet=json) as ws:
+        reports = ws.ingest(None if all_sources else source)
+    if json:
+        print_json([r.as_dict() for r in reports])
+        return
+    for report in reports:
+        table(
+            f"{report.source}: {report.rows_in} rows in = {report.accepted} accepted + "
+            f"{report.quarantined} quarantined + {report.deduplicated} deduplicated",
+            ["file", "rows in", "accepted", "quarantined", "version"],
+            [
+                (b.file, b.rows_in, b.accepted, b.quarantined, b.dataset_version)
+                for b in report.batches
+            ],
+        )
+        if report.skipped:
+            console.print(f"skipped {len(report.skipped)} file(s) already ingested")
+
+
+def prepare(
+    dataset: str = typer.Argument(None, help="A derived dataset (default: all, in order)."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Rebuild derived datasets with their SQL (unchanged inputs reuse the last version)."""
+    with _workspace(project, quiet=json) as ws:
+        reports = ws.prepare(dataset)
+    if json:
+        print_json([r.as_dict() for r in reports])
+        return
+    for r in reports:
+        state = "unchanged" if r.cached else "new version"
+        console.print(
+            f"{r.version.ref}: {r.version.record.row_count} rows ({state}) from "
+            + ", ".join(r.inputs)
+        )
+
+
+def train(
+    model: str = typer.Argument(..., help="A model declared in gyre.yaml."),
+    window_days: int = typer.Option(None, help="Train only on the most recent N days."),
+    release: bool = typer.Option(
+        True, "--release/--no-release", help="Validate and promote if the gates pass."
+    ),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Train a model version; by default also validate it and promote it if its gates pass."""
+    from gyre.loop.pipeline import release as do_release
+
+    with _workspace(project, quiet=json) as ws:
+        if release:
+            outcome = do_release(
+                ws.context, model, window_days=window_days, reason="gyre train --release"
+            )
+            result: dict[str, Any] = outcome.as_dict()
+        else:
+            result = {"train": ws.train(model, window_days=window_days).as_dict()}
+    if json:
+        print_json(result)
+        if release and result["promotion"] is None:
+            raise typer.Exit(1)
+        return
+    trained = result["train"]
+    console.print(
+        f"trained [bold]{trained['model']}[/] on {trained['train_rows']} rows; "
+        "validation " + _metrics(trained["metrics"])
+    )
+    if release:
+        _show_validation(result["validation"])
+        if result["promotion"]:
+            p = result["promotion"]
+            console.print(f"[green]promoted[/] {p['model']}:{p['version']} to {p['alias']}")
+        else:
+            console.print(f"[red]not promoted[/]: {result['refusal']}")
+            raise typer.Exit(1)
+
+
+def _metrics(values: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+    )
+
+
+def _show_validation(report: dict[str, Any]) -> None:
+    state = "[green]passed[/]" if report["passed"] else "[red]failed[/]"
+    console.print(f"gates {state} for {report['model']}")
+    for gate in report["gates"]:
+        console.print(f"  {'✓' if gate['passed'] else '✗'} {gate['reason']}")
+
+
+def validate(
+    ref: str = typer.Argument(..., help="NAME (latest version) or NAME:VERSION."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Run a model version's gates (exit 1 if any fails)."""
+    with _workspace(project, quiet=json) as ws:
+        report = ws.validate(ref).as_dict()
+    if json:
+        print_json(report)
+    else:
+        _show_validation(report)
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+def deploy(
+    ref: str = typer.Argument(..., help="NAME (latest version) or NAME:VERSION to release."),
+    alias: str = typer.Option("champion", help="The alias to move."),
+    reason: str = typer.Option(..., "--reason", "-m", help="Why (kept in the audit trail)."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Point an alias (and the endpoints serving it) at a validated, approved version."""
+    with _workspace(project, quiet=True) as ws:
+        promotion = ws.promote(ref, alias=alias, reason=reason)
+    if json:
+        print_json(promotion.as_dict())
+        return
+    console.print(
+        f"[green]{promotion.model}@{promotion.alias}[/] -> version "
+        f"{promotion.version} (was {promotion.previous}); endpoints: "
+        + (", ".join(promotion.endpoints) or "none")
+    )
+
+
+def rollback(
+    endpoint: str = typer.Argument(..., help="The endpoint to roll back."),
+    reason: str = typer.Option(..., "--reason", "-m", help="Why (kept in the audit trail)."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Serve the version the endpoint served before the current one (takes effect at once)."""
+    with _workspace(project, quiet=True) as ws:
+        promotion = ws.rollback(endpoint, reason=reason)
+    if json:
+        print_json(promotion.as_dict())
+        return
+    console.print(
+        f"[yellow]rolled back[/] {endpoint}: version {promotion.previous} -> {promotion.version}"
+    )
+
+
+def _approval(reject: bool) -> Any:
+    def command(
+        ref: str = typer.Argument(..., help="NAME:VERSION"),
+        reason: str = typer.Option(..., "--reason", "-m", help="Why (kept in the audit trail)."),
+        project: Path = PROJECT,
+    ) -> None:
+        with _workspace(project, quiet=True) as ws:
+            record = ws.approve(ref, reason=reason, reject=reject)
+        console.print(f"{record.decision} {ref} by {record.actor}")
+
+    command.__doc__ = (
+        "Reject a model version (it cannot be released)."
+        if reject
+        else "Approve a model version for release (where gyre.yaml requires approval)."
+    )
+    return command
+
+
+def serve(
+    endpoint: str = typer.Argument(..., help="An endpoint declared in gyre.yaml."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    poll_interval: float = typer.Option(
+        1.0, help="Seconds between checks of the alias (new versions load without a restart)."
+    ),
+    project: Path = PROJECT,
+) -> None:
+    """Serve an endpoint over HTTP: Open Inference Protocol v2 at /v2, metrics at /metrics."""
+    from gyre.cli.output import err_console
+    from gyre.workspace import Workspace
+
+    ws = Workspace.open(project)
+    err_console.print(f"serving {endpoint} on http://{host}:{port}/v2/models/{endpoint}/infer")
+    ws.serve(endpoint, host=host, port=port, poll_interval=poll_interval)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(demo)
+    app.command()(ingest)
+    app.command()(prepare)
+    app.command()(train)
+    app.command()(validate)
+    app.command()(deploy)
+    app.command()(rollback)
+    app.command("approve")(_approval(reject=False))
+    app.command("reject")(_approval(reject=True))
+    app.command()(serve)
