@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,8 @@ def _postgres_admin_url() -> str:
     return url if url.startswith("postgresql") else PG_BASE_URL
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A brand-new, empty PostgreSQL database for one test, dropped afterwards."""
+def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
+    """Create an empty PostgreSQL database, dropped when ``request``'s scope ends."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -52,12 +50,21 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL unreachable: {exc}")
     name = f"gyre_test_{uuid.uuid4().hex[:12]}"
     conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
+
+    def drop() -> None:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.close()
         engine.dispose()
+
+    request.addfinalizer(drop)
+    url: str = admin.set(database=name).render_as_string(hide_password=False)
+    return url
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A brand-new, empty PostgreSQL database for one test, dropped afterwards."""
+    return fresh_postgres_database(request)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

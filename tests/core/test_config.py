@@ -121,7 +121,7 @@ def test_bikes_example_loads() -> None:
     assert cfg.endpoint("demand").model == "demand"
     monitor = cfg.monitor("demand")
     assert monitor.window == "month" and monitor.on_alert == "retrain"
-    assert monitor.retrain.window_days == 365
+    assert monitor.retrain.window_days == 180
     assert monitor.performance is not None and monitor.performance.max_ratio == 1.3
     assert cfg.dataset_order() == ("features",)
 

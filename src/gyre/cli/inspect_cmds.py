@@ -241,9 +241,7 @@ def lineage(
 
     if upstream and downstream:
         raise UsageError("--upstream and --downstream together is the default; give neither")
-    direction: Direction = (
-        "upstream" if upstream else "downstream" if downstream else "both"
-    )
+    direction: Direction = "upstream" if upstream else "downstream" if downstream else "both"
     graph = _ws(project).lineage(ref, direction=direction)
     if json:
         print_json(graph.as_dict())

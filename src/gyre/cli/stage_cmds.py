@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,8 @@ def ingest(
         raise UsageError("name one SOURCE or pass --all")
     with _workspace(project, quiet=json) as ws:
         reports = ws.ingest(None if all_sources else source)
+    if not reports:
+        console.print("no sources declared in gyre.yaml (see the `sources:` section)")
     if json:
         print_json([r.as_dict() for r in reports])
         return
@@ -277,6 +280,79 @@ def serve(
     ws.serve(endpoint, host=host, port=port, poll_interval=poll_interval)
 
 
+def feedback(
+    endpoint: str = typer.Argument(..., help="The endpoint whose predictions are labelled."),
+    file: Path = typer.Argument(
+        ...,
+        help="CSV or Parquet with columns request_id, label and optionally row.",
+        exists=True,
+        dir_okay=False,
+    ),
+    project: Path = PROJECT,
+) -> None:
+    """Attach true labels to logged predictions (by request id and row) for monitoring."""
+    from gyre.core.errors import DataError
+
+    if file.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        labels = pq.read_table(file)
+    else:
+        import pyarrow.csv as pcsv
+
+        try:
+            labels = pcsv.read_csv(file)
+        except Exception as exc:
+            raise DataError(f"cannot read {file} as CSV: {exc}") from None
+    missing = {"request_id", "label"} - set(labels.column_names)
+    if missing:
+        raise DataError(
+            f"{file} lacks column(s) {', '.join(sorted(missing))}; it has "
+            + ", ".join(labels.column_names),
+            hint="feedback files need request_id (from the x-request-id header) and label",
+        )
+    with _workspace(project, quiet=True) as ws:
+        count = ws.feedback(endpoint, labels)
+    console.print(f"stored {count} label(s) for {endpoint}")
+
+
+def monitor(
+    name: str = typer.Argument(..., help="A monitor declared in gyre.yaml."),
+    since: datetime = typer.Option(..., help="Window start (UTC), e.g. 2026-11-01T00:00."),
+    until: datetime = typer.Option(None, help="Window end (UTC, exclusive; default: now)."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Check a window of served traffic for drift and error; raise alerts (exit 1 if any)."""
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    start = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    end = (until.replace(tzinfo=UTC) if until.tzinfo is None else until) if until else dt.now(UTC)
+    with _workspace(project, quiet=True) as ws:
+        report = ws.monitor(name, start=start, end=end, window=f"{start:%Y-%m-%d}..{end:%Y-%m-%d}")
+    if json:
+        print_json(report.as_dict())
+    else:
+        console.print(f"{report.predictions} predictions by {report.model_version or '-'}")
+        if report.value is not None:
+            console.print(
+                f"{report.metric} {report.value:.4g} on {report.labelled} labelled rows "
+                f"({report.ratio:.2f}x validation)"
+                if report.ratio
+                else ""
+            )
+        table(
+            None,
+            ["feature", "score", "drifted"],
+            [(d["feature"], f"{d.get('score') or 0:.3f}", d["drifted"]) for d in report.drift],
+        )
+        for alert in report.alerts:
+            console.print(f"[red]alert #{alert.id}[/] {alert.kind}: {alert.message}")
+    if report.alerts:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(demo)
@@ -289,3 +365,5 @@ def register(app: typer.Typer) -> None:
     app.command("approve")(_approval(reject=False))
     app.command("reject")(_approval(reject=True))
     app.command()(serve)
+    app.command()(feedback)
+    app.command()(monitor)

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from gyre.core.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from gyre.core.artifacts import ArtifactStore
     from gyre.core.config import ProjectConfig
     from gyre.core.openlineage import LineageEmitter
-    from collections.abc import Iterable
-
     from gyre.core.settings import Settings, WorkspacePaths
     from gyre.core.store import MetadataStore
 

@@ -33,7 +33,7 @@ sources:
 #   rentals:
 #     type: csv                          # source plugin
 #     path: data/incoming/*.csv          # glob; each file is one batch
-#     contract: contracts/rentals.yaml   # see `gyre contract --help`
+#     contract: contracts/rentals.yaml   # format: docs/ingest.md
 #     quarantine_limit: 0.05             # refuse a batch when more than 5% of its rows break
 #                                        # the contract (nothing is committed then)
 

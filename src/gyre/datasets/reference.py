@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gyre.core.errors import DataError as MonitorError
+from gyre.core.errors import DataError
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_BINS: Final = 10
@@ -116,7 +116,7 @@ def category_counts(column: pa.ChunkedArray) -> tuple[dict[str, int], int]:
 
 def feature_column(table: pa.Table, feature: str, where: str) -> pa.ChunkedArray:
     if feature not in table.column_names:
-        raise MonitorError(
+        raise DataError(
             f"feature '{feature}' is not a column of the {where} data",
             hint=f"columns there are: {', '.join(table.column_names)}",
         )
@@ -143,7 +143,7 @@ class ReferenceProfile:
     ) -> ReferenceProfile:
         """Profile ``features`` of ``table``; numbers get bins and a sample, strings categories."""
         if bins < 1 or sample_size < 1:
-            raise MonitorError(f"bins and sample_size must be positive, got {bins}, {sample_size}")
+            raise DataError(f"bins and sample_size must be positive, got {bins}, {sample_size}")
         rng = np.random.default_rng(seed)
         profiles: dict[str, FeatureProfile] = {}
         for feature in features:
@@ -151,7 +151,7 @@ class ReferenceProfile:
             if is_numeric(column.type):
                 values, missing = numeric_values(column)
                 if values.size == 0:
-                    raise MonitorError(
+                    raise DataError(
                         f"reference feature '{feature}' has no finite values to profile",
                         hint="drop the feature from the monitor or fix the training data",
                     )
@@ -171,7 +171,7 @@ class ReferenceProfile:
             elif is_text(column.type):
                 counts, missing = category_counts(column)
                 if not counts:
-                    raise MonitorError(f"reference feature '{feature}' has only missing values")
+                    raise DataError(f"reference feature '{feature}' has only missing values")
                 names = sorted(counts)
                 total = sum(counts.values())
                 profiles[feature] = CategoricalProfile(
@@ -181,7 +181,7 @@ class ReferenceProfile:
                     n_missing=missing,
                 )
             else:
-                raise MonitorError(
+                raise DataError(
                     f"feature '{feature}' has type {column.type}, which drift cannot profile",
                     hint="drift monitors numeric and string features",
                 )
@@ -239,7 +239,7 @@ class ReferenceProfile:
                     raise ValueError(f"feature '{name}' has unknown kind {item['kind']!r}")
             return cls(features=features, n_rows=int(document["n_rows"]), seed=document["seed"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise MonitorError(
+            raise DataError(
                 f"reference profile JSON is not readable: {exc}",
                 hint="rebuild it with ReferenceProfile.from_table(...).to_json()",
             ) from exc

@@ -240,12 +240,12 @@ def replay_month(
 def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str, Any]:
     import httpx
 
+    from gyre.core.context import open_context
+    from gyre.core.settings import Settings, WorkspacePaths
     from gyre.loop.demo_data import locate
     from gyre.loop.demo_summary import evaluate_versions, summarise
     from gyre.loop.pipeline import refresh_data, release
     from gyre.loop.retrain import PolicyState, apply_retrain_policy
-    from gyre.core.context import open_context
-    from gyre.core.settings import Settings, WorkspacePaths
     from gyre.monitor.feedback import FeedbackLog
     from gyre.monitor.inference_log import InferenceLog
     from gyre.monitor.run import check_window
