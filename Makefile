@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-project
 DEMO_DATA := $(if $(wildcard $(SHARED_BIKES)/hour.csv),--data $(SHARED_BIKES),)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck layers unit test-postgres bench migration clean
+.PHONY: install demo test lint typecheck layers unit test-postgres migration clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Gyre needs Python >= 3.11 (set PYTHON=...)"; exit 2; }
@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/gyre demo $(DEMO_DIR) --force $(DEMO_DATA)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -40,9 +40,6 @@ test: lint typecheck layers unit
 # The whole suite again with the metadata store on PostgreSQL (each test gets its own database).
 test-postgres: $(STAMP)
 	GYRE_STORE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres $(BIN)/pytest $(PYTEST_ARGS)
-
-bench: $(STAMP)
-	$(BIN)/python bench/run.py
 
 # Generate a migration after changing gyre/core/store/tables.py: make migration m="add x"
 migration: $(STAMP)

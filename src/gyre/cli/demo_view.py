@@ -26,14 +26,15 @@ def show_summary(s: dict[str, Any]) -> None:
         [(d["name"], d["kind"], d["latest"], d["rows"]) for d in s["datasets"]],
     )
     table(
-        "Months served",
+        "Months served (drift: PSI per feature against the serving model's training data)",
         [
             "month",
             "served by",
             "predictions",
             "MAE",
             "x validation",
-            "drifted features",
+            "drifted",
+            "worst drift",
             "alerts",
             "action",
         ],
@@ -44,7 +45,10 @@ def show_summary(s: dict[str, Any]) -> None:
                 m["predictions"],
                 m.get("mae"),
                 m["ratio_to_validation"],
-                ", ".join(m["drifted_features"]) or "-",
+                len(m["drifted_features"]),
+                f"{m['worst_drift']['feature']} {m['worst_drift']['score']:.2f}"
+                if m["worst_drift"]
+                else "-",
                 ", ".join(m["alerts"]) or "-",
                 m["action"],
             )

@@ -127,7 +127,8 @@ def _ingest_file(
     contract_path: Path,
     limit: float,
 ) -> BatchReport:
-    from gyre.datasets.catalog import commit_version, latest_manifest
+    from gyre.core.errors import NotFoundError
+    from gyre.datasets.catalog import commit_version, get_version, latest_manifest
     from gyre.datasets.writer import append
     from gyre.ingest.csv_batch import ingest_batch
 
@@ -171,9 +172,15 @@ def _ingest_file(
             )
             quarantine_ref = q_version.ref
             run.output(dataset_node(q_name, q_version.record.version))
-        manifest = append(
-            ctx.artifacts, latest_manifest(ctx.store, ctx.artifacts, name), result.accepted_table
-        )
+        # The new version is the previous one plus this batch: lineage records both inputs,
+        # so walking upstream from any version reaches every raw file it contains.
+        try:
+            base = get_version(ctx.store, ctx.artifacts, name)
+        except NotFoundError:
+            base = None
+        if base is not None:
+            run.input(dataset_node(name, base.record.version), version=base.record.content_id)
+        manifest = append(ctx.artifacts, base.manifest if base else None, result.accepted_table)
 
         def remember_file(conn: Connection, version: int) -> None:
             state = ctx.store.datasets.source_state(name)
