@@ -300,6 +300,7 @@ class Workspace:
         from gyre.monitor.feedback import FeedbackLog
         from gyre.monitor.inference_log import InferenceLog
 
+        self.config.endpoint(endpoint)  # an unknown endpoint is an error naming the known ones
         log = FeedbackLog(self.paths.feedback_logs, InferenceLog(self.paths.inference_logs))
         log.append(labels)
         return int(labels.num_rows)

@@ -344,3 +344,14 @@ def test_s3_missing_object_is_an_artifact_error(s3_store: ArtifactStore, s3_clie
     with pytest.raises(ArtifactError, match="missing") as info:
         s3_store.get_bytes(cid)
     assert not isinstance(info.value, CorruptArtifactError)
+
+
+def test_writing_the_same_bytes_again_repairs_a_corrupt_blob(tmp_path: Path) -> None:
+    store = ArtifactStore.from_url(str(tmp_path / "objects"))
+    cid = store.put_bytes(b"the same content")
+    blob = Path(store.path_of(cid))
+    blob.write_bytes(b"the same c0ntent")
+    with pytest.raises(CorruptArtifactError):
+        store.get_bytes(cid)
+    assert store.put_bytes(b"the same content") == cid
+    assert store.get_bytes(cid) == b"the same content"

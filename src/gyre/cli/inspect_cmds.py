@@ -149,7 +149,7 @@ def runs_show(
     if json:
         print_json({**record.as_dict(), "inputs": edges["input"], "outputs": edges["output"]})
         return
-    console.print(f"[bold]run {record.id}[/]  {record.kind} {record.job}  [{record.status}]")
+    console.print(f"[bold]run {record.id}[/]  {record.kind} {record.job}  ({record.status})")
     console.print(f"started {when(record.started_at)}  ended {when(record.ended_at)}")
     if record.error:
         console.print(f"[red]error:[/] {record.error}")
@@ -171,11 +171,12 @@ def models_list(json: bool = JSON, project: Path = PROJECT) -> None:
         return
     table(
         "Models",
-        ["model", "latest", "flavor", "metrics", "created"],
+        ["model", "latest", "champion", "flavor", "metrics", "created"],
         [
             (
                 m.model,
                 m.version,
+                _champion(ws, m.model),
                 m.flavor,
                 ", ".join(f"{k}={_fmt(v)}" for k, v in list(m.metrics.items())[:3]),
                 when(m.created_at),
@@ -183,6 +184,11 @@ def models_list(json: bool = JSON, project: Path = PROJECT) -> None:
             for m in latest
         ],
     )
+
+
+def _champion(ws: Workspace, model: str) -> str:
+    current = ws.store.models.alias(model, "champion")
+    return str(current.version) if current else "-"
 
 
 @models_app.command("show")
@@ -225,6 +231,11 @@ def models_show(
             console.print(f"gate {gate.suite}: {state}")
             for result in gate.results:
                 console.print(f"  {result.get('reason', result)}")
+        for approval in ws.store.models.approvals(versions[0]):
+            console.print(
+                f"{approval.decision} by {approval.actor} {when(approval.created_at)}: "
+                f"{approval.reason}"
+            )
 
 
 def lineage(

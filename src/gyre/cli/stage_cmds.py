@@ -100,7 +100,7 @@ def ingest(
         raise UsageError("name one SOURCE or pass --all")
     with _workspace(project, quiet=json) as ws:
         reports = ws.ingest(None if all_sources else source)
-    if not reports:
+    if not reports and not json:
         console.print("no sources declared in gyre.yaml (see the `sources:` section)")
     if json:
         print_json([r.as_dict() for r in reports])
@@ -318,7 +318,11 @@ def feedback(
 
 def monitor(
     name: str = typer.Argument(..., help="A monitor declared in gyre.yaml."),
-    since: datetime = typer.Option(..., help="Window start (UTC), e.g. 2026-11-01T00:00."),
+    since: datetime = typer.Option(
+        None,
+        help="Window start (UTC), e.g. 2026-11-01T00:00. Default: the start of the current "
+        "day, week or month, as the monitor's `window` in gyre.yaml says.",
+    ),
     until: datetime = typer.Option(None, help="Window end (UTC, exclusive; default: now)."),
     json: bool = JSON,
     project: Path = PROJECT,
@@ -327,20 +331,23 @@ def monitor(
     from datetime import UTC
     from datetime import datetime as dt
 
-    start = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    from gyre.monitor.run import window_start
+
     end = (until.replace(tzinfo=UTC) if until.tzinfo is None else until) if until else dt.now(UTC)
     with _workspace(project, quiet=True) as ws:
+        if since is None:
+            start = window_start(ws.config.monitor(name).window, end)
+        else:
+            start = since.replace(tzinfo=UTC) if since.tzinfo is None else since
         report = ws.monitor(name, start=start, end=end, window=f"{start:%Y-%m-%d}..{end:%Y-%m-%d}")
     if json:
         print_json(report.as_dict())
     else:
         console.print(f"{report.predictions} predictions by {report.model_version or '-'}")
         if report.value is not None:
+            ratio = f" ({report.ratio:.2f}x validation)" if report.ratio else ""
             console.print(
-                f"{report.metric} {report.value:.4g} on {report.labelled} labelled rows "
-                f"({report.ratio:.2f}x validation)"
-                if report.ratio
-                else ""
+                f"{report.metric} {report.value:.4g} on {report.labelled} labelled rows{ratio}"
             )
         table(
             None,

@@ -116,10 +116,15 @@ class ArtifactStore:
         return bool(self.fs.exists(self._path(_digest_of(cid))))
 
     def put_bytes(self, data: bytes) -> str:
-        """Store ``data`` and return its content id. Idempotent and atomic."""
+        """Store ``data`` and return its content id. Idempotent and atomic.
+
+        A blob already present is kept only if it still holds these bytes: writing the same
+        content again repairs a corrupted copy, which is what an error's "re-run the step that
+        produced it" relies on.
+        """
         cid = content_id(data)
         path = self._path(_digest_of(cid))
-        if self.fs.exists(path):
+        if self.fs.exists(path) and self._intact(path, len(data), cid):
             return cid
         if self._local:
             self._write_local_atomically(path, data)
@@ -127,6 +132,14 @@ class ArtifactStore:
             # One PUT is atomic on object stores: readers see all of it or nothing.
             self.fs.pipe_file(path, data)
         return cid
+
+    def _intact(self, path: str, size: int, cid: str) -> bool:
+        try:
+            if self.fs.size(path) != size:
+                return False
+            return content_id(self.fs.cat_file(path)) == cid
+        except FileNotFoundError:
+            return False
 
     def put_file(self, source: str | os.PathLike[str]) -> str:
         """Store a local file's bytes, hashing it in chunks so big files need little memory."""

@@ -114,7 +114,8 @@ class DatasetConfig(_Frozen):
 
 
 class ValidationSplit(_Frozen):
-    """How the holdout is cut: the last N days (needs ``time_column``) or a random fraction."""
+    """How the holdout is cut: the last N days (needs ``time_column``) or the last fraction
+    of rows, in dataset order."""
 
     last_days: PositiveInt | None = None
     fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -138,6 +139,8 @@ class GateConfig(_Frozen):
     def _has_a_bound(self) -> GateConfig:
         if self.max is None and self.min is None and not self.beat_champion:
             raise ValueError("a gate needs `max`, `min` or `beat_champion: true`")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max}); no value could pass")
         return self
 
 

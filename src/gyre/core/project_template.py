@@ -54,7 +54,7 @@ models:
 #     target: cnt
 #     features: [hr, weekday, temp_c]
 #     time_column: dteday                # optional: time-based holdout and retrain windows
-#     validation: {{last_days: 30}}        # or {{fraction: 0.2}} for a random holdout
+#     validation: {{last_days: 30}}        # or {{fraction: 0.2}}: the last 20% of rows
 #     params: {{n_estimators: 300, learning_rate: 0.05}}   # passed to the trainer as is
 #     gates:                             # every gate must pass before the endpoint changes
 #       - {{metric: mae, max: 90}}

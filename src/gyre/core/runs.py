@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from gyre.core.openlineage import DatasetRef, build_run_event
 
@@ -114,44 +114,34 @@ def track_run(
     )
     run = TrackedRun(ctx=ctx, record=record)
     job_name = f"{ctx.project}.{kind}.{job}"
-    ctx.emitter.emit(
-        build_run_event(
-            "START",
-            run_id=run.id,
-            job_namespace=OL_NAMESPACE,
-            job_name=job_name,
-            inputs=[],
-            outputs=[],
-            event_time=datetime.now(UTC),
+
+    def emit(event_type: Literal["START", "COMPLETE", "FAIL"], error: str | None = None) -> None:
+        started = event_type == "START"
+        ctx.emitter.emit(
+            build_run_event(
+                event_type,
+                run_id=run.id,
+                job_namespace=OL_NAMESPACE,
+                job_name=job_name,
+                inputs=[] if started else run._ol_inputs,
+                outputs=[] if started else run._ol_outputs,
+                event_time=datetime.now(UTC),
+                error_message=error,
+            )
         )
-    )
+
+    try:
+        emit("START")
+    except BaseException as exc:
+        # Never leave a run that did not start looking "running" forever.
+        store.runs.finish(run.id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     try:
         yield run
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         store.runs.finish(run.id, status="failed", metrics=run.metrics, error=message)
-        ctx.emitter.emit(
-            build_run_event(
-                "FAIL",
-                run_id=run.id,
-                job_namespace=OL_NAMESPACE,
-                job_name=job_name,
-                inputs=run._ol_inputs,
-                outputs=run._ol_outputs,
-                event_time=datetime.now(UTC),
-                error_message=message,
-            )
-        )
+        emit("FAIL", message)
         raise
     run.record = store.runs.finish(run.id, status="completed", metrics=run.metrics)
-    ctx.emitter.emit(
-        build_run_event(
-            "COMPLETE",
-            run_id=run.id,
-            job_namespace=OL_NAMESPACE,
-            job_name=job_name,
-            inputs=run._ol_inputs,
-            outputs=run._ol_outputs,
-            event_time=datetime.now(UTC),
-        )
-    )
+    emit("COMPLETE")

@@ -1,9 +1,8 @@
 """One pass of the project's DAG: sources -> derived datasets -> models -> gates -> aliases.
 
 The order comes from gyre.yaml: every source is ingested, derived datasets are rebuilt in
-dependency order (unchanged inputs give a cache hit, not a new version), and each model whose
-data changed since its latest version is trained, validated and, if its gates pass, promoted
-to the alias its endpoints serve.
+dependency order (unchanged inputs give a cache hit, not a new version), and every model is
+trained, validated and, if its gates pass, promoted to the alias its endpoints serve.
 """
 
 from __future__ import annotations

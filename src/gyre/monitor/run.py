@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from gyre.core.lineage import endpoint_node, model_node
@@ -74,6 +74,18 @@ class MonitorReport:
         }
 
 
+def window_start(window: str, now: datetime) -> datetime:
+    """The start (UTC) of the day, ISO week (Monday) or month that ``now`` falls in."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "day":
+        return day
+    if window == "week":
+        return day - timedelta(days=day.weekday())
+    if window == "month":
+        return day.replace(day=1)
+    raise ValueError(f"unknown monitor window {window!r}; expected day, week or month")
+
+
 def _served_inputs(records: pa.Table) -> pa.Table:
     import pyarrow as pa
 
@@ -126,9 +138,10 @@ def check_window(
             features = list(config.drift.features or profile.features)
             results = drift_report(
                 profile,
-                current.select([f for f in features if f in current.column_names]),
+                current,
                 threshold=config.drift.threshold,
                 method=config.drift.method,
+                features=features,
             )
             report.drift = [r.as_dict() for r in results]
         if config.performance is not None:
@@ -152,19 +165,39 @@ def _score(
 ) -> None:
     import numpy as np
 
-    from gyre.models.metrics import regression_metrics
+    from gyre.core.errors import MonitorError
+    from gyre.models.metrics import classification_metrics, regression_metrics
 
     feedback = feedback_cls(ctx.paths.feedback_logs, log)
     joined = feedback.join(report_endpoint(ctx, report), start=report.start, end=report.end)
     report.metric = metric
     report.baseline = version.metrics.get(metric)
     report.labelled = joined.num_rows
-    if joined.num_rows:
-        scores = regression_metrics(
-            np.asarray(joined["label"].to_numpy(zero_copy_only=False), dtype=np.float64),
-            np.asarray(joined["output"].to_numpy(zero_copy_only=False), dtype=np.float64),
+    if not joined.num_rows:
+        return
+    truth = np.asarray(joined["label"].to_numpy(zero_copy_only=False), dtype=np.float64)
+    task = version.signature.get("task", "regression")
+    if task == "classification":
+        # Feedback labels are numbers; logged class labels are text: compare them as numbers.
+        predicted = [_as_number(v) for v in joined["output_label"].to_pylist()]
+        scores = classification_metrics(truth.tolist(), predicted)
+    else:
+        predicted_values = joined["output"].to_numpy(zero_copy_only=False)
+        scores = regression_metrics(truth, np.asarray(predicted_values, dtype=np.float64))
+    if metric not in scores:
+        raise MonitorError(
+            f"monitor '{report.monitor}' watches '{metric}', which is not computed for a "
+            f"{task} model; available: {', '.join(sorted(scores))}",
+            hint=f"fix monitors.{report.monitor}.performance.metric in gyre.yaml",
         )
-        report.value = scores.get(metric)
+    report.value = scores[metric]
+
+
+def _as_number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def report_endpoint(ctx: StageContext, report: MonitorReport) -> str:

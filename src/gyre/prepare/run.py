@@ -9,7 +9,7 @@ and no new version is registered (a cache hit, reported as such).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gyre.core.errors import NotFoundError
 from gyre.core.lineage import dataset_node
@@ -43,7 +43,7 @@ class PrepareReport:
 def prepare_dataset(ctx: StageContext, name: str) -> PrepareReport:
     from gyre.datasets.catalog import commit_version, get_version
     from gyre.datasets.manifest import save_manifest
-    from gyre.datasets.reader import part_paths
+    from gyre.datasets.reader import part_paths, read_table
     from gyre.datasets.writer import write_table
     from gyre.prepare.sql import run_sql
 
@@ -63,7 +63,13 @@ def prepare_dataset(ctx: StageContext, name: str) -> PrepareReport:
                 dataset_node(version.record.dataset, version.record.version),
                 version=version.record.content_id,
             )
-        tables = {v.record.dataset: part_paths(ctx.artifacts, v.manifest) for v in inputs}
+        # Local stores let DuckDB read the Parquet parts in place; others are read into Arrow.
+        tables: dict[str, Any] = {
+            v.record.dataset: part_paths(ctx.artifacts, v.manifest)
+            if ctx.artifacts.is_local
+            else read_table(ctx.artifacts, v.manifest)
+            for v in inputs
+        }
         table = run_sql(query, tables, source=str(sql_path or f"datasets.{name}.query"))
         manifest = write_table(ctx.artifacts, table)
         cid = save_manifest(ctx.artifacts, manifest)

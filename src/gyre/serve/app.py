@@ -40,7 +40,6 @@ import numpy.typing as npt
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -469,7 +468,9 @@ def create_app(
                 inputs=columns,
                 outputs=outputs,
             )
-            response.background = BackgroundTask(notify, event)
+            # Recorded before the response goes out (off the event loop): a client that got its
+            # answer can rely on the record existing, e.g. to flush the log and evaluate it.
+            await run_in_threadpool(notify, event)
         return response
 
     async def _predict(
@@ -523,7 +524,7 @@ def _notifier(
     endpoint: str, callback: Callable[[InferenceEvent], None], on_error: Callable[[], None]
 ) -> Callable[[InferenceEvent], None]:
     def notify(event: InferenceEvent) -> None:
-        # Runs after the response is sent; a failing monitor must never fail a prediction.
+        # A failing monitor must never fail a prediction: log it and count it instead.
         try:
             callback(event)
         except Exception:

@@ -68,8 +68,11 @@ def build_app(
             return None
         return ModelRef(config.model, current.version, current.package_id)
 
-    def resolve_version(version: int) -> ModelRef:
-        record = store.models.version(config.model, version)
+    def resolve_version(version: int) -> ModelRef | None:
+        try:
+            record = store.models.version(config.model, version)
+        except NotFoundError:
+            return None  # the app answers 404 with the versions it has
         return ModelRef(config.model, record.version, record.package_id)
 
     def load(ref: ModelRef) -> Any:

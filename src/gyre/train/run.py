@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gyre.core.errors import TrainError
 from gyre.core.lineage import dataset_node, model_node
 from gyre.core.runs import code_hash, track_run
 
@@ -74,7 +75,13 @@ def train_model(ctx: StageContext, name: str, *, window_days: int | None = None)
             dataset_node(data.record.dataset, data.record.version), version=data.record.content_id
         )
         table = read_table(ctx.artifacts, data.manifest)
-        if window_days is not None and config.time_column:
+        if window_days is not None:
+            if not config.time_column:
+                raise TrainError(
+                    f"model '{name}' has no time_column, so a {window_days}-day window cannot "
+                    "be cut",
+                    hint=f"set models.{name}.time_column in gyre.yaml, or drop the window",
+                )
             table = last_days(table, config.time_column, window_days)
         train, valid, split = split_table(
             table,

@@ -51,7 +51,7 @@ class LineageRepository:
             )
 
     def graph(
-        self, node: str, *, direction: Direction = "both", max_depth: int = 50
+        self, node: str, *, direction: Direction = "both", max_depth: int = 100_000
     ) -> LineageGraph:
         """The subgraph reachable from ``node`` upstream, downstream or both."""
         if not self.known(node):
