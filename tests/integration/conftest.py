@@ -13,6 +13,7 @@ validate -> promote) for the tests that only read it; tests that change state bu
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -139,10 +140,9 @@ def create_project(
     """Copy the bikes example to ``root``, drop ``arrived`` months in, and open it."""
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("data", ".gyre", "__pycache__"))
     (root / "data" / "incoming").mkdir(parents=True)
-    if edit is not None:
-        config = root / "gyre.yaml"
-        changed = edit(config.read_text(encoding="utf-8"))
-        config.write_text(changed, encoding="utf-8")
+    config = root / "gyre.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(edit(text) if edit is not None else text, encoding="utf-8")
     project = Project(
         Workspace.adopt(root, settings=settings_for(root, store_url)), store_url, months
     )
@@ -174,21 +174,32 @@ def new_project(
         project.ws.close()
 
 
+def without_beat_champion(text: str) -> str:
+    """gyre.yaml without the beat_champion gate, for tests about moving traffic, not gates."""
+    changed = re.sub(r"^\s*- \{metric: mae, beat_champion: true\}.*\n", "", text, flags=re.M)
+    assert changed != text, "the example's beat_champion gate moved; update this helper"
+    return changed
+
+
 @contextmanager
 def module_project(
-    factory: pytest.TempPathFactory, months: dict[str, Path], arrived: Sequence[str] = BASE_MONTHS
+    factory: pytest.TempPathFactory,
+    months: dict[str, Path],
+    arrived: Sequence[str] = BASE_MONTHS,
+    *,
+    edit: Callable[[str], str] | None = None,
 ) -> Iterator[Project]:
     """A project for a whole module, on its own PostgreSQL database when that is the backend."""
     root = factory.mktemp("module") / "project"
     if postgres_mode():
         with throwaway_database() as url:
-            project = create_project(root, months, arrived, url)
+            project = create_project(root, months, arrived, url, edit=edit)
             try:
                 yield project
             finally:
                 project.ws.close()
     else:
-        project = create_project(root, months, arrived, None)
+        project = create_project(root, months, arrived, None, edit=edit)
         try:
             yield project
         finally:

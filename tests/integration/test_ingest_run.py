@@ -94,9 +94,9 @@ def test_versions_are_registered_with_schema_profile_and_accounting(
     assert v2.stats["rows_in"] == 730
     assert (v2.stats["accepted"], v2.stats["quarantined"]) == (708, 22)
     assert v2.stats["raw_content_id"].startswith("b3:")
-    assert ws.artifacts.get_bytes(v2.stats["raw_content_id"]) == project.months[
-        "2011-03"
-    ].read_bytes()
+    assert (
+        ws.artifacts.get_bytes(v2.stats["raw_content_id"]) == project.months["2011-03"].read_bytes()
+    )
     assert [c["name"] for c in v2.schema] == CONTRACT_COLUMNS
     assert v1.content_id != v2.content_id
     assert v2.profile is not None

@@ -51,6 +51,65 @@ class DatasetVersion:
         return self.record.ref
 
 
+@dataclass(frozen=True)
+class StagedVersion:
+    """A dataset version whose blobs are stored and profiled, not yet registered."""
+
+    name: str
+    manifest: DatasetManifest
+    content_id: str
+    profile: dict[str, Any]
+    kind: str
+    stats: dict[str, Any]
+
+
+def stage_version(
+    artifacts: ArtifactStore,
+    name: str,
+    manifest: DatasetManifest,
+    *,
+    kind: str,
+    stats: dict[str, Any] | None = None,
+    table: pa.Table | None = None,
+) -> StagedVersion:
+    """Save ``manifest`` and profile its data (``table`` if the caller holds it, else the parts).
+
+    Kept apart from registration so several versions can be registered in one transaction.
+    """
+    from gyre.datasets.manifest import save_manifest
+    from gyre.datasets.profile import profile_table
+    from gyre.datasets.reader import read_table
+
+    cid = save_manifest(artifacts, manifest)
+    data = table if table is not None else read_table(artifacts, manifest)
+    profile = profile_table(data).model_dump(mode="json")
+    return StagedVersion(name, manifest, cid, profile, kind, dict(stats or {}))
+
+
+def register_version(
+    store: MetadataStore,
+    staged: StagedVersion,
+    *,
+    run_id: str | None,
+    also: Callable[[Connection, int], None] | None = None,
+    conn: Connection | None = None,
+) -> DatasetVersion:
+    """Register ``staged`` as the next version of its dataset (audited)."""
+    record = store.datasets.add_version(
+        staged.name,
+        content_id=staged.content_id,
+        schema=[c.model_dump() for c in staged.manifest.columns],
+        row_count=staged.manifest.row_count,
+        kind=staged.kind,
+        profile=staged.profile,
+        stats=staged.stats,
+        run_id=run_id,
+        also=also,
+        conn=conn,
+    )
+    return DatasetVersion(record, staged.manifest)
+
+
 def commit_version(
     store: MetadataStore,
     artifacts: ArtifactStore,
@@ -63,30 +122,9 @@ def commit_version(
     table: pa.Table | None = None,
     also: Callable[[Connection, int], None] | None = None,
 ) -> DatasetVersion:
-    """Save ``manifest`` and register it as the next version of ``name``.
-
-    ``table`` (the full data, when the caller already holds it) is profiled for
-    ``gyre datasets show``; without it the profile is computed from the stored parts.
-    """
-    from gyre.datasets.manifest import save_manifest
-    from gyre.datasets.profile import profile_table
-    from gyre.datasets.reader import read_table
-
-    cid = save_manifest(artifacts, manifest)
-    data = table if table is not None else read_table(artifacts, manifest)
-    profile = profile_table(data).model_dump(mode="json")
-    record = store.datasets.add_version(
-        name,
-        content_id=cid,
-        schema=[c.model_dump() for c in manifest.columns],
-        row_count=manifest.row_count,
-        kind=kind,
-        profile=profile,
-        stats=stats,
-        run_id=run_id,
-        also=also,
-    )
-    return DatasetVersion(record, manifest)
+    """Save ``manifest`` and register it as the next version of ``name``, in one call."""
+    staged = stage_version(artifacts, name, manifest, kind=kind, stats=stats, table=table)
+    return register_version(store, staged, run_id=run_id, also=also)
 
 
 def get_version(
@@ -97,15 +135,3 @@ def get_version(
 
     record = store.datasets.version(name, version)
     return DatasetVersion(record, load_manifest(artifacts, record.content_id))
-
-
-def latest_manifest(
-    store: MetadataStore, artifacts: ArtifactStore, name: str
-) -> DatasetManifest | None:
-    """The newest manifest of ``name``, or None when the dataset has no version yet."""
-    from gyre.core.errors import NotFoundError
-
-    try:
-        return get_version(store, artifacts, name).manifest
-    except NotFoundError:
-        return None

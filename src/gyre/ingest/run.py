@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from gyre.core.context import StageContext
+    from gyre.datasets.catalog import DatasetVersion
 
 QUARANTINE_SUFFIX = ".quarantine"
 
@@ -89,6 +90,16 @@ def pending_files(ctx: StageContext, name: str) -> tuple[list[Path], list[Path]]
     return new, old
 
 
+def _latest(ctx: StageContext, name: str) -> DatasetVersion | None:
+    from gyre.core.errors import NotFoundError
+    from gyre.datasets.catalog import get_version
+
+    try:
+        return get_version(ctx.store, ctx.artifacts, name)
+    except NotFoundError:
+        return None
+
+
 def _relative(ctx: StageContext, path: Path) -> str:
     try:
         return str(path.resolve().relative_to(ctx.paths.root))
@@ -127,8 +138,7 @@ def _ingest_file(
     contract_path: Path,
     limit: float,
 ) -> BatchReport:
-    from gyre.core.errors import NotFoundError
-    from gyre.datasets.catalog import commit_version, get_version, latest_manifest
+    from gyre.datasets.catalog import register_version, stage_version
     from gyre.datasets.writer import append
     from gyre.ingest.csv_batch import ingest_batch
 
@@ -152,37 +162,42 @@ def _ingest_file(
             "quarantined": result.quarantined,
             "deduplicated": 0,
         }
-        quarantine_ref = None
-        if result.quarantined:
-            q_name = name + QUARANTINE_SUFFIX
-            q_manifest = append(
-                ctx.artifacts,
-                latest_manifest(ctx.store, ctx.artifacts, q_name),
-                result.quarantine,
-            )
-            q_version = commit_version(
-                ctx.store,
-                ctx.artifacts,
-                q_name,
-                q_manifest,
-                kind="quarantine",
-                run_id=run.id,
-                stats=stats,
-                table=None,
-            )
-            quarantine_ref = q_version.ref
-            run.output(dataset_node(q_name, q_version.record.version))
-        # The new version is the previous one plus this batch: lineage records both inputs,
+        # Each new version is the previous one plus this batch: lineage records both as inputs,
         # so walking upstream from any version reaches every raw file it contains.
-        try:
-            base = get_version(ctx.store, ctx.artifacts, name)
-        except NotFoundError:
-            base = None
+        base = _latest(ctx, name)
         if base is not None:
             run.input(dataset_node(name, base.record.version), version=base.record.content_id)
-        manifest = append(ctx.artifacts, base.manifest if base else None, result.accepted_table)
+        staged = stage_version(
+            ctx.artifacts,
+            name,
+            append(ctx.artifacts, base.manifest if base else None, result.accepted_table),
+            kind="source",
+            stats=stats,
+        )
+        staged_quarantine = None
+        if result.quarantined:
+            q_name = name + QUARANTINE_SUFFIX
+            q_base = _latest(ctx, q_name)
+            if q_base is not None:
+                run.input(
+                    dataset_node(q_name, q_base.record.version), version=q_base.record.content_id
+                )
+            staged_quarantine = stage_version(
+                ctx.artifacts,
+                q_name,
+                append(ctx.artifacts, q_base.manifest if q_base else None, result.quarantine),
+                kind="quarantine",
+                stats=stats,
+            )
+        registered: list[DatasetVersion] = []
 
-        def remember_file(conn: Connection, version: int) -> None:
+        def commit_together(conn: Connection, version: int) -> None:
+            # The quarantine version and the source's position commit in the same transaction
+            # as the source version: a crash leaves all three or none, never a file half-taken.
+            if staged_quarantine is not None:
+                registered.append(
+                    register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
+                )
             state = ctx.store.datasets.source_state(name)
             files = dict(state.get("files", {}))
             files[relative] = {"content_id": raw_id, "version": version}
@@ -190,16 +205,14 @@ def _ingest_file(
                 conn, name, "csv", {"path": ctx.config.source(name).path}, {**state, "files": files}
             )
 
-        version = commit_version(
-            ctx.store,
-            ctx.artifacts,
-            name,
-            manifest,
-            kind="source",
-            run_id=run.id,
-            stats=stats,
-            also=remember_file,
-        )
+        version = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
+        quarantine_ref = None
+        if registered:
+            quarantine_ref = registered[-1].ref
+            run.output(
+                dataset_node(registered[-1].record.dataset, registered[-1].record.version),
+                version=registered[-1].record.content_id,
+            )
         run.output(dataset_node(name, version.record.version), version=version.record.content_id)
         run.metrics.update(
             rows_in=result.rows_in, accepted=result.accepted, quarantined=result.quarantined

@@ -9,9 +9,13 @@ durable at once, which the loop calls before it evaluates a window.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from gyre.core.errors import NotFoundError
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -111,6 +115,7 @@ def serve_endpoint(
     host: str = "127.0.0.1",
     port: int = 8080,
     poll_interval: float = 1.0,
+    flush_interval: float = 5.0,
 ) -> None:
     """Serve ``endpoint`` until SIGTERM/SIGINT (buffered inference records are flushed)."""
     from gyre.monitor.inference_log import InferenceLog
@@ -118,8 +123,30 @@ def serve_endpoint(
 
     log = InferenceLog(ctx.paths.inference_logs)
     app = build_app(ctx, endpoint, poll_interval=poll_interval, log=log)
+    stop = threading.Event()
+    flusher = threading.Thread(
+        target=_flush_periodically,
+        args=(log, stop, flush_interval),
+        daemon=True,
+        name="gyre-inference-flush",
+    )
+    flusher.start()
     try:
         run_server(app, host, port, log_level="warning")
     finally:
         # uvicorn returns after draining requests on SIGTERM/SIGINT: nothing logged is lost.
+        stop.set()
+        flusher.join(timeout=flush_interval + 5)
         log.flush()
+
+
+def _flush_periodically(log: InferenceLog, stop: threading.Event, interval: float) -> None:
+    """Make buffered records durable every ``interval`` seconds, even when traffic stops.
+
+    The log also flushes by size and age when records arrive; this covers a quiet server.
+    """
+    while not stop.wait(interval):
+        try:
+            log.flush()
+        except Exception:  # keep serving; the next attempt retries the same buffered rows
+            _log.exception("periodic flush of the inference log failed")

@@ -82,11 +82,13 @@ class DatasetRepository:
         stats: dict[str, Any] | None = None,
         run_id: str | None = None,
         also: Callable[[Connection, int], None] | None = None,
+        conn: Connection | None = None,
     ) -> DatasetVersionRecord:
         """Register the next version of dataset ``name`` (created on first use).
 
         ``also(conn, version)`` runs in the same transaction: sources use it to commit their
-        position (files seen) atomically with the version those files produced.
+        position (files seen) atomically with the version those files produced. With ``conn``
+        the version joins the caller's transaction instead of opening its own.
         """
         if kind not in DATASET_KINDS:
             raise ValueError(f"dataset kind must be one of {DATASET_KINDS}, not {kind!r}")
@@ -132,6 +134,8 @@ class DatasetRepository:
             ).one()
             return _version_record(row, name)
 
+        if conn is not None:
+            return work(conn)
         return self._store.retrying(work)
 
     def get(self, name: str) -> DatasetRecord:
