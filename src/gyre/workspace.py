@@ -120,9 +120,14 @@ class Workspace:
     @cached_property
     def config(self) -> ProjectConfig:
         from gyre.core.config import load_project
+        from gyre.ingest.sources import options_checks
         from gyre.train import known_trainers
 
-        return load_project(self.paths.config_file, known_trainers=known_trainers())
+        return load_project(
+            self.paths.config_file,
+            known_trainers=known_trainers(),
+            known_source_types=options_checks(),
+        )
 
     @cached_property
     def store(self) -> MetadataStore:
@@ -234,6 +239,25 @@ class Workspace:
 
         names = [source] if source else list(self.config.sources)
         return [ingest_source(self.context, name) for name in names]
+
+    def ingest_path(
+        self,
+        location: str,
+        *,
+        name: str,
+        contract: str | Path | None = None,
+        quarantine_limit: float = 0.05,
+    ) -> IngestReport:
+        """Ingest a file, glob or URL into dataset ``name`` (no source declaration needed)."""
+        from gyre.ingest.run import ingest_path
+
+        return ingest_path(
+            self.context,
+            location,
+            name=name,
+            contract=Path(contract) if contract else None,
+            quarantine_limit=quarantine_limit,
+        )
 
     def prepare(self, dataset: str | None = None) -> list[PrepareReport]:
         """Rebuild ``dataset`` (every derived dataset, in dependency order, when None)."""

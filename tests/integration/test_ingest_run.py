@@ -117,7 +117,7 @@ def test_versions_are_registered_with_schema_profile_and_accounting(
         "data/incoming/2011-03.csv",
     }
     march = next(r for r in runs if r.params["file"].endswith("2011-03.csv"))
-    assert march.metrics == {"rows_in": 730, "accepted": 708, "quarantined": 22}
+    assert march.metrics == {"rows_in": 730, "accepted": 708, "quarantined": 22, "deduplicated": 0}
     assert march.code_hash and march.code_hash.startswith("sha256:")
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from gyre.workspace import Workspace
 
 JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+JSON_ROWS = 1000  # rows `datasets show --json` includes unless --head says otherwise
 PROJECT = typer.Option(Path(), "--project", "-p", help="Project folder (default: here).")
 
 
@@ -61,7 +62,12 @@ def datasets_list(json: bool = JSON, project: Path = PROJECT) -> None:
 @datasets_app.command("show")
 def datasets_show(
     ref: str = typer.Argument(..., help="NAME (latest version) or NAME@VERSION."),
-    head: int = typer.Option(0, "--head", "-n", help="Also print the first N rows."),
+    head: int = typer.Option(
+        None,
+        "--head",
+        "-n",
+        help="Also print the first N rows (with --json: default 1000, 0 for none).",
+    ),
     json: bool = JSON,
     project: Path = PROJECT,
 ) -> None:
@@ -69,14 +75,16 @@ def datasets_show(
     ws = _ws(project)
     version = ws.dataset(ref)
     record = version.record
-    rows = ws.read_dataset(ref, head=head).to_pylist() if head else None
     if json:
+        limit = JSON_ROWS if head is None else head
         out: dict[str, Any] = record.as_dict()
         out["versions"] = [v.version for v in ws.dataset_versions(record.dataset)]
-        if rows is not None:
-            out["rows"] = rows
+        if limit:
+            out["rows"] = ws.read_dataset(ref, head=limit).to_pylist()
+            out["rows_truncated"] = record.row_count > limit
         print_json(out)
         return
+    rows = ws.read_dataset(ref, head=head).to_pylist() if head else None
     console.print(
         f"[bold]{record.ref}[/]  {record.row_count} rows  {record.content_id}\n"
         f"created {when(record.created_at)}  run {short(record.run_id, 8)}"

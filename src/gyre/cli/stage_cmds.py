@@ -88,18 +88,43 @@ def demo(
 
 
 def ingest(
-    source: str = typer.Argument(None, help="A source declared in gyre.yaml."),
-    all_sources: bool = typer.Option(False, "--all", help="Ingest every source."),
+    source: str = typer.Argument(
+        None, help="A source declared in gyre.yaml, or a file, glob or URL (with --name)."
+    ),
+    all_sources: bool = typer.Option(False, "--all", help="Ingest every declared source."),
+    name: str = typer.Option(
+        None, "--name", "-n", help="Dataset to ingest a file/URL into (the one-off form)."
+    ),
+    contract: Path = typer.Option(
+        None, "--contract", "-c", help="Contract for the one-off form (YAML).", exists=True
+    ),
+    quarantine_limit: float = typer.Option(
+        0.05, min=0.0, max=1.0, help="One-off form: refuse a batch above this refused share."
+    ),
     json: bool = JSON,
     project: Path = PROJECT,
 ) -> None:
-    """Ingest new files of a source through its contract (bad rows go to quarantine)."""
+    """Ingest new batches through the contract (bad rows go to quarantine, counted).
+
+    `gyre ingest rentals` ingests a declared source; `gyre ingest --all` every one;
+    `gyre ingest data/orders.csv --name orders [--contract orders.yaml]` a file, glob or URL.
+    Each batch reports rows in = accepted + quarantined + deduplicated.
+    """
     from gyre.core.errors import UsageError
 
     if bool(source) == all_sources:
-        raise UsageError("name one SOURCE or pass --all")
+        raise UsageError("name one SOURCE (or a file with --name) or pass --all")
+    if contract is not None and name is None:
+        raise UsageError("--contract goes with the one-off form: PATH --name NAME")
     with _workspace(project, quiet=json) as ws:
-        reports = ws.ingest(None if all_sources else source)
+        if name is not None:
+            reports = [
+                ws.ingest_path(
+                    source, name=name, contract=contract, quarantine_limit=quarantine_limit
+                )
+            ]
+        else:
+            reports = ws.ingest(None if all_sources else source)
     if not reports and not json:
         console.print("no sources declared in gyre.yaml (see the `sources:` section)")
     if json:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -88,14 +88,38 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SourceConfig(_Frozen):
-    """Where raw data comes from; ``type`` names a source plugin (``csv``)."""
+class DedupConfig(_Frozen):
+    """How repeated rows are dropped: by primary key (first or last wins) and exact copies."""
+
+    primary_key: tuple[str, ...] = Field(min_length=1)
+    keep: Literal["first", "last"] = "first"
+    cursor: str | None = None  # with keep: last, the row with the greatest cursor wins
+    exact_duplicates: bool = True
+
+
+PiiAction = Literal["keep", "mask", "hash", "drop"]
+
+
+class SourceConfig(BaseModel):
+    """Where raw data comes from. ``type`` names a source plugin (``csv``, ``sql``, ...).
+
+    The keys below are common to every source; any other key (``path``, ``url``, ``table``...)
+    belongs to the plugin, which validates it when the project is loaded.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     type: str
-    path: str
-    contract: str
+    contract: str | None = None
     quarantine_limit: float = Field(default=0.05, ge=0.0, le=1.0)
+    dedup: DedupConfig | None = None
+    pii: dict[str, PiiAction] = Field(default_factory=dict)
     description: str | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The plugin's own keys, as written in gyre.yaml."""
+        return dict(self.model_extra or {})
 
 
 class DatasetConfig(_Frozen):
@@ -307,14 +331,16 @@ def load_project(
     path: Path | str = ".",
     *,
     known_trainers: Iterable[str] = DEFAULT_TRAINERS,
-    known_source_types: Iterable[str] = DEFAULT_SOURCE_TYPES,
+    known_source_types: Iterable[str] | Mapping[str, OptionsCheck] = DEFAULT_SOURCE_TYPES,
     check_files: bool = True,
     display_name: str | None = None,
 ) -> ProjectConfig:
     """Read and check ``gyre.yaml`` (``path`` is the file or the project directory).
 
     ``known_trainers`` and ``known_source_types`` are the plugin names the caller's registries
-    know. With ``check_files``, contract and SQL files named in the config must exist.
+    know; given as a mapping, each source type's value checks that plugin's own keys (raising
+    pydantic's ``ValidationError``), so a typo there is reported with its line too. With
+    ``check_files``, contract and SQL files named in the config must exist.
     ``display_name`` is how messages name the file (default: the path as given).
     """
     file = Path(path)
@@ -335,10 +361,41 @@ def load_project(
         raise doc.validation_error(exc, ProjectConfig) from None
     cfg._file = file.absolute()  # paths in the file stay valid if the process changes directory
     cfg._doc = doc
+    checks = dict(known_source_types) if isinstance(known_source_types, Mapping) else {}
     problems = _cross_check(cfg, set(known_trainers), set(known_source_types), check_files)
+    problems += _check_source_options(cfg, checks)
     if problems:
         raise doc.problems_error(problems)
     return cfg
+
+
+OptionsCheck = Callable[[Mapping[str, Any]], object]
+
+
+def _check_source_options(cfg: ProjectConfig, checks: Mapping[str, OptionsCheck]) -> list[Problem]:
+    """Let each source plugin validate its own keys; map its errors to their lines."""
+    problems: list[Problem] = []
+    for name, src in cfg.sources.items():
+        check = checks.get(src.type)
+        if check is None:
+            continue
+        try:
+            check(src.options)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = tuple(err["loc"])
+                path: PathKey = ("sources", name, *loc)
+                if err["type"] == "extra_forbidden":
+                    message = f"unknown key '{loc[-1]}' for a {src.type} source"
+                elif err["type"] == "missing":
+                    message = f"a {src.type} source needs '{loc[-1]}'"
+                    path = ("sources", name)
+                else:
+                    message = err["msg"]
+                problems.append(Problem(path, message))
+        except ValueError as exc:
+            problems.append(Problem(("sources", name), str(exc)))
+    return problems
 
 
 def _one_of(kind: str, value: str, known: Iterable[str]) -> Problem:
@@ -369,7 +426,8 @@ def _cross_check(
         here: PathKey = ("sources", name)
         if src.type not in source_types:
             problems.append(_at((*here, "type"), _one_of("source type", src.type, source_types)))
-        need_file((*here, "contract"), src.contract, "contract")
+        if src.contract is not None:
+            need_file((*here, "contract"), src.contract, "contract")
 
     for name, ds in cfg.datasets.items():
         here = ("datasets", name)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from gyre.core.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
     from gyre.core.artifacts import ArtifactStore
     from gyre.core.config import ProjectConfig
@@ -40,6 +41,7 @@ def open_context(
     settings: Settings,
     *,
     known_trainers: Iterable[str],
+    source_types: Mapping[str, Callable[[Mapping[str, Any]], object]],
     progress: Progress | None = None,
 ) -> StageContext:
     """Load gyre.yaml and open the stores a project's settings point at."""
@@ -48,7 +50,9 @@ def open_context(
     from gyre.core.openlineage import LineageEmitter
     from gyre.core.store import MetadataStore
 
-    config = load_project(paths.config_file, known_trainers=known_trainers)
+    config = load_project(
+        paths.config_file, known_trainers=known_trainers, known_source_types=source_types
+    )
     paths.gyre_dir.mkdir(exist_ok=True)
     return StageContext(
         paths=paths,

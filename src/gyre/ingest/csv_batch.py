@@ -1,4 +1,4 @@
-"""Read one CSV batch file as text, remembering each row's line, and hold it to a contract.
+"""Read one delimited text batch, remembering each row's line, and hold it to a contract.
 
     raw = read_csv_batch(Path("data/incoming/2011-03.csv"))
     table, lines = raw              # every column as strings; lines[i] is row i's line in the file
@@ -6,6 +6,14 @@
 
 Columns are read as strings on purpose: typing is the contract's job, and a value that does not
 fit its type must be quarantined with its line, not abort the read (see :mod:`.contract`).
+:func:`ingest_batch` reads any format :mod:`.formats` knows (CSV, TSV, JSON, JSON Lines,
+Parquet), by extension or by name.
+
+The encoding, delimiter and header row are detected (:mod:`.encoding`); :func:`read_csv_batch`
+keeps its original promise of UTF-8 only unless told otherwise, so a file in another encoding
+is refused there with a hint, and read by :func:`ingest_batch` and
+:func:`~gyre.ingest.formats.read_batch`, which detect it. A file whose first row looks like data
+gets columns ``column_1`` ... and ``RawBatch.header_detected = False``.
 
 Line numbers are exact, including quoted fields that span lines and blank lines (which are
 skipped, as Arrow skips them). They are computed from the bytes with numpy: a line break ends a
@@ -14,41 +22,67 @@ files; when a quote appears in the middle of an unquoted field (``5"10``), where
 wrong, the slower ``csv`` module (same quoting rules as Arrow) counts instead. Rows with the
 wrong number of fields do not stop the read: they come back in ``RawBatch.malformed`` and are
 quarantined under rule ``columns``.
-
-The file must be UTF-8 (a BOM is allowed), comma-separated, with a header row.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from gyre.core.errors import QuarantineLimitError, SourceError
-from gyre.ingest.contract import QUARANTINE_SCHEMA, Contract, check, top_rules
+from gyre.core.errors import SourceError
+from gyre.ingest.contract import QUARANTINE_SCHEMA, Contract, top_rules
+from gyre.ingest.encoding import (
+    SAMPLE_BYTES,
+    CsvDialect,
+    field_counts,
+    sample_text,
+    sniff_dialect,
+    to_utf8,
+)
 
-_LF, _CR, _QUOTE, _COMMA = 10, 13, 34, 44
+_LF, _CR, _QUOTE = 10, 13, 34
+
+EMPTY_HINT = "check that the export or upload that wrote it finished"
+
+MALFORMED_SCHEMA = pa.schema([("line", pa.int64()), ("text", pa.string()), ("reason", pa.string())])
 
 
 @dataclass(frozen=True)
 class RawBatch:
-    """A CSV file read as text. Unpacks as ``table, lines``."""
+    """A file read as a table, each row tied to its place in the file.
+
+    Unpacks as ``table, lines``.
+    """
 
     file: str
     table: pa.Table
-    """Every column as ``string``, in file order, header names as written."""
+    """Text formats: every column ``string``, in file order, names as written (nested JSON
+    objects flattened to ``a.b``). Parquet: the file's own types, structs flattened."""
     lines: pa.Array
-    """int64, 1-based line in the file where each row starts (the header is line 1)."""
+    """int64, 1-based position of each row: the line where it starts (the header is line 1 in
+    a CSV), or for JSON and Parquet the record's index (see ``positions``)."""
     malformed: pa.Table
-    """Records with the wrong number of fields: ``line``, ``text``, ``reason``."""
+    """Records that could not become rows (:data:`MALFORMED_SCHEMA`): ``line`` (a position as
+    in ``lines``), ``text`` as written, and ``reason``."""
+    header_detected: bool = True
+    """False when the first row looked like data and columns are named ``column_1`` ..."""
+    format: str = "csv"
+    encoding: str | None = "utf-8"
+    """The Python codec the file was read as (None for binary formats)."""
+    dialect: CsvDialect | None = None
+    """Delimiter, quote, line ends and header of a delimited file."""
+    positions: Literal["line", "record"] = "line"
+    notes: tuple[str, ...] = ()
+    """Things done to read the file that a person may want to know (a guessed encoding...)."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.table, self.lines))
@@ -81,28 +115,72 @@ class BatchResult:
         return top_rules(self.quarantine, n)
 
 
-def read_csv_batch(path: Path, *, display_name: str | None = None) -> RawBatch:
-    """Read ``path`` with every column as text; ``display_name`` names it in messages."""
+def read_csv_batch(
+    path: Path, *, display_name: str | None = None, encoding: str | None = "utf-8"
+) -> RawBatch:
+    """Read the delimited text file ``path`` with every column as text.
+
+    ``display_name`` names it in messages. ``encoding`` is a codec name, or None to detect it;
+    the delimiter and the header row are always detected.
+    """
     name = display_name or str(path)
-    data = _read_bytes(path, name)
-    text = _decode(data, name)
-    header = _header(text, name)
-    has_quotes = b'"' in data
-    table, invalid = _arrow_read(data, header, name, has_quotes, threads=True)
+    return read_csv_bytes(read_local_bytes(Path(path), name), name, encoding=encoding)
+
+
+def read_csv_bytes(
+    data: bytes,
+    name: str,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> RawBatch:
+    """Read delimited text held in ``data``; ``name`` is the file named in messages.
+
+    ``encoding``, ``delimiter`` and ``header`` are detected when None.
+    """
+    if _blank(data):
+        raise SourceError(f"{name}: the file is empty (expected a header row)", hint=EMPTY_HINT)
+    if delimiter is not None and (
+        len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n'
+    ):
+        raise SourceError(
+            f"{name}: cannot use {delimiter!r} as the delimiter",
+            hint="give one ASCII character other than a quote or line break",
+        )
+    utf8, used_encoding = to_utf8(data, name, encoding)
+    if utf8 is not data and _blank(utf8):
+        raise SourceError(f"{name}: the file is empty (expected a header row)", hint=EMPTY_HINT)
+    complete = len(utf8) <= SAMPLE_BYTES
+    sample = sample_text(utf8)
+    dialect = sniff_dialect(sample, complete=complete, delimiter=delimiter, header=header)
+    _refuse_title_line(sample, complete, dialect.delimiter, name)
+    first = _first_record(utf8, sample, complete, dialect.delimiter, name)
+    names, notes = _column_names(first, dialect.header, name, _first_line(sample))
+    if used_encoding not in ("utf-8", "utf-8-sig", "ascii") and encoding is None:
+        notes.insert(0, f"read as {used_encoding} (detected)")
+    if not dialect.header:
+        notes.append(f"no header row detected: columns named column_1..column_{len(names)}")
+
+    has_quotes = b'"' in utf8
+    header_names = first if dialect.header else None
+    table, invalid = _arrow_read(utf8, names, header_names, dialect, name, has_quotes, True)
     if invalid and any(row.number is None for row in invalid):
         # Arrow numbers the bad rows only when reading on one thread; rare, so re-read.
-        table, invalid = _arrow_read(data, header, name, has_quotes, threads=False)
+        table, invalid = _arrow_read(utf8, names, header_names, dialect, name, has_quotes, False)
 
-    record_lines = _record_lines(data, has_quotes, name)
-    if record_lines is None or len(record_lines) - 1 != table.num_rows + len(invalid):
-        record_lines = _record_lines_slow(text)
-    if len(record_lines) - 1 != table.num_rows + len(invalid):
+    skip = 1 if dialect.header else 0
+    expected = table.num_rows + len(invalid) + skip
+    record_lines = _record_lines(utf8, has_quotes, name, dialect.delimiter)
+    if record_lines is None or len(record_lines) != expected:
+        record_lines = _record_lines_slow(utf8.decode("utf-8-sig"), dialect.delimiter)
+    if len(record_lines) != expected:
         raise SourceError(
             f"{name}: could not match {table.num_rows} parsed rows to lines of the file",
             hint="check for unbalanced quotes; please report this file to the Gyre developers",
         )
-    data_lines = record_lines[1:]
-    skipped = np.array([row.number - 2 for row in invalid], dtype=np.int64)
+    data_lines = record_lines[skip:]
+    skipped = np.array([row.number - 1 - skip for row in invalid], dtype=np.int64)
     keep = np.ones(len(data_lines), dtype=bool)
     keep[skipped] = False
     malformed = pa.table(
@@ -116,130 +194,148 @@ def read_csv_batch(path: Path, *, display_name: str | None = None) -> RawBatch:
                 ],
                 pa.string(),
             ),
-        }
+        },
+        schema=MALFORMED_SCHEMA,
     )
     return RawBatch(
-        file=name, table=table, lines=pa.array(data_lines[keep], pa.int64()), malformed=malformed
+        file=name,
+        table=table,
+        lines=pa.array(data_lines[keep], pa.int64()),
+        malformed=malformed,
+        header_detected=dialect.header,
+        format="tsv" if dialect.delimiter == "\t" else "csv",
+        encoding=used_encoding,
+        dialect=dialect,
+        notes=tuple(notes),
     )
 
 
 def ingest_batch(
-    path: Path,
+    path: Path | str,
     contract: Contract,
     quarantine_limit: float = 0.05,
     *,
     display_name: str | None = None,
+    format: str | None = None,
+    encoding: str | None = None,
 ) -> BatchResult:
-    """Read one CSV batch and split it by ``contract``.
+    """Read one batch file (any format :func:`~gyre.ingest.formats.read_batch` knows, chosen by
+    extension unless ``format`` names it) and split it by ``contract``.
 
-    Raises :class:`QuarantineLimitError` when the share of quarantined rows exceeds
-    ``quarantine_limit`` (the batch must then not be committed), and :class:`SourceError` when
-    the file cannot be read or lacks declared columns.
+    ``encoding`` is detected unless given. Raises :class:`QuarantineLimitError` when the share
+    of quarantined rows exceeds ``quarantine_limit`` (the batch must then not be committed),
+    and :class:`SourceError` when the file cannot be read or lacks declared columns.
     """
-    raw = read_csv_batch(path, display_name=display_name)
-    name = raw.file
-    _check_header(raw.table, contract, name)
-    result = check(raw.table, contract, raw.lines, file=name)
-    quarantine = result.quarantine
-    n_malformed = raw.malformed.num_rows
-    if n_malformed:
-        quarantine = pa.concat_tables([quarantine, _malformed_records(raw.malformed, name)])
-        quarantine = quarantine.take(pc.sort_indices(quarantine["line"]))
-    rows_in = result.rows_in + n_malformed
-    batch = BatchResult(
-        file=name,
-        rows_in=rows_in,
-        accepted=result.accepted,
-        quarantined=result.quarantined + n_malformed,
-        accepted_table=result.accepted_table,
-        accepted_lines=result.accepted_positions,
-        quarantine=quarantine,
-        quarantined_rows=result.quarantined_rows,
-    )
-    if batch.share_quarantined > quarantine_limit:
-        rules = "; ".join(f"{col} {rule} ({n} rows)" for col, rule, n in batch.top_rules())
-        first = quarantine.slice(0, 1).to_pylist()[0]
-        raise QuarantineLimitError(
-            f"{name}: {batch.quarantined} of {rows_in} rows ({batch.share_quarantined:.1%}) "
-            f"broke the contract, above the limit of {quarantine_limit:.1%}; "
-            f"top rules: {rules}; e.g. line {first['line']}: {first['reason']}. "
-            "Nothing was committed",
-            hint="fix the file or the contract, or raise the source's quarantine_limit "
-            "in gyre.yaml if this share is expected",
-        )
-    return batch
+    # Both build on this module (RawBatch, read_csv_bytes), so they are imported here.
+    from gyre.ingest.batch_check import check_batch
+    from gyre.ingest.formats import read_batch
+
+    raw = read_batch(path, format=format, display_name=display_name, encoding=encoding)
+    return check_batch(raw, contract, quarantine_limit)
 
 
 # ------------------------------------------------------------------------------ reading
 
 
-def _read_bytes(path: Path, name: str) -> bytes:
+def read_local_bytes(path: Path, name: str) -> bytes:
+    """The bytes of a local file, or a :class:`SourceError` saying why they cannot be had."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{name}: file not found") from None
     except IsADirectoryError:
-        raise SourceError(f"{name}: is a directory, expected a CSV file") from None
+        raise SourceError(f"{name}: is a directory, expected a file") from None
     except OSError as exc:
         raise SourceError(f"{name}: cannot be read ({exc.strerror})") from None
-    if not data or data.isspace():
-        raise SourceError(f"{name}: the file is empty (expected a header row)")
-    return data
 
 
-def _decode(data: bytes, name: str) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+def _blank(data: bytes) -> bool:
+    return not data or data.isspace() or data in (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _first_line(sample: str) -> int:
+    """Line of the first record: blank lines before it are skipped."""
+    blank = sample[: len(sample) - len(sample.lstrip("\r\n"))]
+    return 1 + blank.count("\n") + blank.count("\r") - blank.count("\r\n")
+
+
+def _first_record(utf8: bytes, sample: str, complete: bool, delimiter: str, name: str) -> list[str]:
+    def first(text: str) -> tuple[list[str] | None, bool]:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
+            record = next((rec for rec in reader if rec), None)
+            more = next(reader, None) is not None
+        except csv.Error as exc:
+            raise SourceError(f"{name}:1: cannot parse the first row ({exc})") from None
+        return record, more
+
+    record, more = first(sample)
+    if record is not None and not more and not complete:
+        # The first record fills the whole sample (a huge quoted header): read all of it.
+        record, _ = first(utf8.decode("utf-8-sig"))
+    if record is None:
+        raise SourceError(f"{name}: the file is empty (expected a header row)", hint=EMPTY_HINT)
+    return record
+
+
+def _refuse_title_line(sample: str, complete: bool, delimiter: str, name: str) -> None:
+    counts = field_counts(sample, delimiter, complete=complete)
+    if not counts.titled:
+        return
+    line = _first_line(sample)
+    text = re.split(r"\r\n?|\n", sample.lstrip("\r\n"), maxsplit=1)[0][:80]
+    raise SourceError(
+        f"{name}:{line}: the first row has {counts.first} field(s) but the rows below have "
+        f"{counts.mode}; it looks like a title or note above the table: {text!r}",
+        hint="remove the lines above the header row",
+    )
+
+
+def _column_names(
+    first: list[str], header: bool, name: str, line: int
+) -> tuple[list[str], list[str]]:
+    """Column names for the table, and notes about names made up for it."""
+    if not header:
+        return [f"column_{i + 1}" for i in range(len(first))], []
+    names = list(first)
+    notes: list[str] = []
+    named = len(names)
+    while named and not names[named - 1].strip():
+        named -= 1
+    if named == 0:
         raise SourceError(
-            f"{name}: the file is UTF-16 encoded; Gyre reads UTF-8 CSV",
-            hint=f"convert it, e.g. iconv -f UTF-16 -t UTF-8 {name} > fixed.csv",
+            f"{name}:{line}: the header row has no column names ({first!r} is all empty)",
+            hint="if the file starts with a title or notes, remove the lines above the header",
         )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise SourceError(
-            f"{name}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-            hint=f"re-encode the file as UTF-8, e.g. iconv -f latin1 -t UTF-8 {name} > fixed.csv",
-        ) from None
-
-
-def _header(text: str, name: str) -> list[str]:
-    reader = csv.reader(_lines(text.removeprefix("\ufeff")))
-    try:
-        header = next((rec for rec in reader if rec), None)
-    except csv.Error as exc:
-        raise SourceError(f"{name}:1: cannot parse the header row ({exc})") from None
-    if header is None:
-        raise SourceError(f"{name}: the file is empty (expected a header row)")
-    for i, column in enumerate(header):
-        if not column.strip():
+    for i in range(named):
+        if not names[i].strip():
             raise SourceError(
-                f"{name}:1: column {i + 1} of the header has no name",
+                f"{name}:{line}: column {i + 1} of the header has no name",
                 hint="every column needs a name in the first row",
             )
-    duplicates = sorted({c for c in header if header.count(c) > 1})
+    if named < len(names):
+        # Exports often end every line with a delimiter; the extra column is real but unnamed.
+        for i in range(named, len(names)):
+            names[i] = f"column_{i + 1}"
+        made_up = ", ".join(names[named:])
+        notes.append(f"header: the last {len(names) - named} column(s) have no name: {made_up}")
+    duplicates = sorted({c for c in names if names.count(c) > 1})
     if duplicates:
         raise SourceError(
-            f"{name}:1: duplicate column name(s) in the header: {', '.join(duplicates)}"
+            f"{name}:{line}: duplicate column name(s) in the header: {', '.join(duplicates)}",
+            hint="give every column its own name in the first row",
         )
-    return header
-
-
-def _lines(text: str) -> Iterator[str]:
-    """Lines of ``text`` with their endings, lazily: the header needs the first few only."""
-    if "\n" not in text:  # old Mac line ends (CR only): small files, let io split them
-        yield from io.StringIO(text, newline="")
-        return
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
+    return names, notes
 
 
 def _arrow_read(
-    data: bytes, header: list[str], name: str, has_quotes: bool, *, threads: bool
+    data: bytes,
+    names: list[str],
+    header: list[str] | None,
+    dialect: CsvDialect,
+    name: str,
+    has_quotes: bool,
+    threads: bool,
 ) -> tuple[pa.Table, list[Any]]:
     invalid: list[Any] = []
 
@@ -247,41 +343,50 @@ def _arrow_read(
         invalid.append(row)
         return "skip"
 
+    # With a header Arrow reads the names itself (they may repeat while blank, which its
+    # column_names option refuses); without one it is given the made-up names.
+    read_names = [] if header is not None else names
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(use_threads=threads),
+            read_options=pacsv.ReadOptions(use_threads=threads, column_names=read_names),
             parse_options=pacsv.ParseOptions(
-                newlines_in_values=has_quotes, invalid_row_handler=on_invalid
+                delimiter=dialect.delimiter,
+                newlines_in_values=has_quotes,
+                invalid_row_handler=on_invalid,
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in header}, strings_can_be_null=False
+                column_types={c: pa.string() for c in header or names},
+                strings_can_be_null=False,
+                check_utf8=False,  # to_utf8 checked the whole buffer already
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SourceError(f"{name}: cannot parse as CSV: {exc}") from None
-    if table.column_names != header:
-        raise SourceError(f"{name}: header {table.column_names} differs from {header}")
+    expected = header if header is not None else names
+    if table.column_names != expected:
+        raise SourceError(f"{name}: header {table.column_names} differs from {expected}")
+    if header is not None and names != header:
+        table = table.rename_columns(names)
     return table, invalid
 
 
-def _record_lines(data: bytes, has_quotes: bool, name: str) -> np.ndarray | None:
+def _record_lines(data: bytes, has_quotes: bool, name: str, delimiter: str) -> np.ndarray | None:
     """Start line of every non-empty record (header first); None if quotes make it unsure."""
     buf = np.frombuffer(data, dtype=np.uint8)
     n = len(buf)
     breaks = np.flatnonzero(buf == _LF)
     terminators = breaks
-    if data.count(b"\r") != data.count(b"\r\n"):
+    lone_cr = _lone_cr(buf) if b"\r" in data else np.empty(0, dtype=np.intp)
+    if len(lone_cr):
         # Arrow ends records at a lone CR too, but editors count it as a line break only in
         # files with no LF at all (old Mac files); elsewhere it is a character within a line.
-        lone_cr = buf == _CR
-        lone_cr[:-1] &= buf[1:] != _LF
-        terminators = np.union1d(breaks, np.flatnonzero(lone_cr))
+        terminators = np.union1d(breaks, lone_cr)
         if len(breaks) == 0:
             breaks = terminators
     if has_quotes:
         quotes = np.flatnonzero(buf == _QUOTE)
-        if not _quotes_at_field_edges(buf, quotes):
+        if not _quotes_at_field_edges(buf, quotes, ord(delimiter)):
             return None
         if len(quotes) % 2:
             # Arrow quietly closes a quote left open at the end of the file; that is how a
@@ -308,13 +413,23 @@ def _record_lines(data: bytes, has_quotes: bool, name: str) -> np.ndarray | None
     return lines
 
 
-def _quotes_at_field_edges(buf: np.ndarray, quotes: np.ndarray) -> bool:
+def _lone_cr(buf: np.ndarray) -> np.ndarray:
+    """Positions of CR bytes not followed by LF (CRLF files have none)."""
+    cr = np.flatnonzero(buf == _CR)
+    after = cr + 1
+    followed = after < len(buf)
+    followed[followed] = buf[after[followed]] == _LF
+    lone: np.ndarray = cr[~followed]
+    return lone
+
+
+def _quotes_at_field_edges(buf: np.ndarray, quotes: np.ndarray, delimiter: int) -> bool:
     # A quote in the middle of an unquoted field (5"10) is a literal character for Arrow, and
     # would flip the parity rule above; only trust the rule when every quote touches a field
     # edge (start or end of a field, or another quote, as in the escape "").
     if len(quotes) == 0:
         return True
-    edges = np.array([_COMMA, _LF, _CR, _QUOTE], dtype=np.uint8)
+    edges = np.array([delimiter, _LF, _CR, _QUOTE], dtype=np.uint8)
     prev = np.where(quotes > 0, buf[np.maximum(quotes - 1, 0)], _LF)
     nxt = np.where(quotes < len(buf) - 1, buf[np.minimum(quotes + 1, len(buf) - 1)], _LF)
     # The UTF-8 BOM's last byte (0xBF) may precede an opening quote on the first line.
@@ -322,8 +437,8 @@ def _quotes_at_field_edges(buf: np.ndarray, quotes: np.ndarray) -> bool:
     return bool(ok.all())
 
 
-def _record_lines_slow(text: str) -> np.ndarray:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _record_lines_slow(text: str, delimiter: str) -> np.ndarray:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     lines: list[int] = []
     last = 0
     try:
@@ -339,19 +454,29 @@ def _record_lines_slow(text: str) -> np.ndarray:
 # ------------------------------------------------------------------------------- ingest
 
 
-def _check_header(table: pa.Table, contract: Contract, name: str) -> None:
+def _check_header(table: pa.Table, contract: Contract, raw: RawBatch) -> None:
+    # Only a delimited file has a header line to point at.
+    where = f"{raw.file}:1" if raw.dialect is not None else raw.file
     present = set(table.column_names)
     missing = [c for c in contract.column_names if c not in present]
     if missing:
+        hint = f"the header has: {', '.join(table.column_names)}"
+        if not raw.header_detected:
+            hint = (
+                f"the first row looks like data, so no header was detected (columns "
+                f"{table.column_names[0]}..{table.column_names[-1]}); add a header row"
+            )
+        elif raw.positions == "record":
+            hint = f"the records have: {', '.join(table.column_names) or 'no fields'}"
         raise SourceError(
-            f"{name}:1: missing column(s) {', '.join(missing)} that the contract declares",
-            hint=f"the header has: {', '.join(table.column_names)}",
+            f"{where}: missing column(s) {', '.join(missing)} that the contract declares",
+            hint=hint,
         )
     declared = set(contract.column_names)
     extra = [c for c in table.column_names if c not in declared]
     if extra and contract.extra_columns == "error":
         raise SourceError(
-            f"{name}:1: column(s) {', '.join(extra)} are not declared in the contract",
+            f"{where}: column(s) {', '.join(extra)} are not declared in the contract",
             hint="declare them, or set `extra_columns: drop` in the contract to ignore them",
         )
 

@@ -1,31 +1,45 @@
-"""Ingesting a configured source: new files -> contract -> dataset version + quarantine.
+"""Ingesting a configured source: batches -> contract -> dedup -> PII -> dataset version.
 
-Each new file is one batch and one ``ingest`` run. The raw file is stored content-addressed,
-so lineage reaches the exact bytes the rows came from. Accepted rows are appended to the
-source's dataset as a new version; refused rows go to ``<source>.quarantine`` with their file,
-line, rule, value and reason. The list of files already ingested is committed in the same
-transaction as the dataset version, so a crash never ingests a file twice or loses one.
+The source's plugin (``gyre.ingest.sources``) delivers batches it has not delivered before:
+new files, rows past the cursor, pages past the last one. Each batch is one ``ingest`` run:
+
+1. the contract splits it into accepted rows (cast to the declared types) and quarantined rows
+   (file, line, rule, value, reason); a batch whose quarantined share exceeds the source's
+   ``quarantine_limit`` fails and commits nothing;
+2. duplicates are dropped: exact copies, and repeated primary keys within the batch and
+   against what earlier batches stored (``dedup:``), counted, never silently;
+3. likely PII columns are detected and tagged in the schema, and the source's ``pii:`` policy
+   masks, hashes or drops them;
+4. the accepted rows become the next version of the source's dataset (the previous version plus
+   this batch), the refused rows the next version of ``<source>.quarantine``, and the source's
+   position (files seen, cursor, page) is committed in the same transaction as both, so a crash
+   at any moment never loses or repeats a batch.
+
 Every batch reports rows in = accepted + quarantined + deduplicated.
 """
 
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gyre.core.errors import SourceError
-from gyre.core.lineage import dataset_node, file_node, source_node
+from gyre.core.lineage import dataset_node, source_node
 from gyre.core.runs import code_hash, track_run
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pyarrow as pa
     from sqlalchemy import Connection
 
+    from gyre.core.config import SourceConfig
     from gyre.core.context import StageContext
     from gyre.datasets.catalog import DatasetVersion
+    from gyre.ingest.contract import Contract
+    from gyre.ingest.sources import IncomingBatch
 
 QUARANTINE_SUFFIX = ".quarantine"
+PII_SECRET_FILE = "pii.secret"
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class BatchReport:
     dataset_version: str | None
     quarantine_version: str | None
     run_id: str
+    pii: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,17 +92,199 @@ class IngestReport:
         }
 
 
-def pending_files(ctx: StageContext, name: str) -> tuple[list[Path], list[Path]]:
-    """(new files, files already ingested) for source ``name``, in name order."""
-    config = ctx.config.source(name)
-    pattern = str(ctx.config.resolve(config.path))
-    # glob.glob, not Path.glob: the pattern may be absolute (data outside the project).
-    matches = glob.glob(pattern, recursive=True)  # noqa: PTH207
-    files = sorted(Path(p) for p in matches if Path(p).is_file())
-    seen = ctx.store.datasets.source_state(name).get("files", {})
-    new = [f for f in files if _relative(ctx, f) not in seen]
-    old = [f for f in files if _relative(ctx, f) in seen]
-    return new, old
+def ingest_source(ctx: StageContext, name: str) -> IngestReport:
+    """Ingest every batch of the configured source ``name`` not ingested before."""
+    return ingest_with(ctx, name, ctx.config.source(name))
+
+
+def ingest_path(
+    ctx: StageContext,
+    location: str,
+    *,
+    name: str,
+    contract: Path | None = None,
+    quarantine_limit: float = 0.05,
+) -> IngestReport:
+    """Ingest one file, glob or URL into dataset ``name`` without declaring a source.
+
+    The format comes from the extension. The same file is not ingested twice into the same
+    dataset (the dataset's source state remembers it), so re-running is safe.
+    """
+    from pathlib import Path
+
+    from gyre.core.config import SourceConfig
+
+    where = location if "://" in location else str(Path(location).resolve())
+    config = SourceConfig.model_validate(
+        {
+            "type": "files",
+            "path": where,
+            "contract": str(contract.resolve()) if contract else None,
+            "quarantine_limit": quarantine_limit,
+        }
+    )
+    return ingest_with(ctx, name, config)
+
+
+def ingest_with(ctx: StageContext, name: str, config: SourceConfig) -> IngestReport:
+    """Ingest the new batches of a source described by ``config`` into dataset ``name``."""
+    from gyre.ingest.contract import load_contract
+    from gyre.ingest.sources import get_source, parse_options
+
+    plugin = get_source(config.type)
+    options = parse_options(config.type, config.options)
+    contract_path = ctx.config.resolve(config.contract) if config.contract else None
+    contract = load_contract(contract_path) if contract_path else None
+    state = ctx.store.datasets.source_state(name)
+    report = IngestReport(source=name)
+    already = getattr(plugin, "already_ingested", None)
+    if already is not None:
+        report.skipped = list(already(ctx, options, state))
+    for batch in plugin.batches(ctx, name, config.type, options, state):
+        report.batches.append(
+            ingest_batch(ctx, name, config, batch, contract=contract, contract_path=contract_path)
+        )
+    return report
+
+
+def ingest_batch(
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    batch: IncomingBatch,
+    *,
+    contract: Contract | None,
+    contract_path: Path | None,
+) -> BatchReport:
+    """Run one batch through contract, dedup and PII into the next dataset version."""
+    from gyre.datasets.catalog import register_version, stage_version
+    from gyre.datasets.writer import append
+
+    with track_run(
+        ctx,
+        kind="ingest",
+        job=name,
+        params={
+            "batch": batch.label,
+            **batch.details,
+            "type": config.type,
+            "quarantine_limit": config.quarantine_limit,
+        },
+        code=code_hash([contract_path] if contract_path else []),
+    ) as run:
+        run.input(source_node(name))
+        for node, node_version in batch.inputs:
+            run.input(node, version=node_version)
+        accepted, quarantine, refused = _apply_contract(batch, contract, config.quarantine_limit)
+        base = _latest(ctx, name)
+        if base is not None:
+            run.input(dataset_node(name, base.record.version), version=base.record.content_id)
+        accepted, deduplicated, base_table = _deduplicate(ctx, config, accepted, base)
+        accepted, pii_tags = _protect_pii(ctx, config, accepted)
+        stats = {
+            "batch": batch.label,
+            **batch.details,
+            "rows_in": batch.rows_in,
+            "accepted": accepted.num_rows,
+            "quarantined": refused,
+            "deduplicated": deduplicated,
+            **({"pii": pii_tags} if pii_tags else {}),
+        }
+        if base_table is not None:  # keep: last replaced stored rows, so rewrite the version
+            from gyre.datasets.writer import write_table
+
+            manifest = write_table(ctx.artifacts, _concat(base_table, accepted))
+        else:
+            manifest = append(ctx.artifacts, base.manifest if base else None, accepted)
+        staged = stage_version(ctx.artifacts, name, manifest, kind="source", stats=stats)
+        staged_quarantine = None
+        if quarantine.num_rows:
+            q_name = name + QUARANTINE_SUFFIX
+            q_base = _latest(ctx, q_name)
+            if q_base is not None:
+                run.input(
+                    dataset_node(q_name, q_base.record.version), version=q_base.record.content_id
+                )
+            staged_quarantine = stage_version(
+                ctx.artifacts,
+                q_name,
+                append(ctx.artifacts, q_base.manifest if q_base else None, quarantine),
+                kind="quarantine",
+                stats=stats,
+            )
+        registered: list[DatasetVersion] = []
+
+        def commit_together(conn: Connection, version: int) -> None:
+            # The quarantine version and the source's position commit in the same transaction
+            # as the source version: a crash leaves all three or none, never a batch half-taken.
+            if staged_quarantine is not None:
+                registered.append(
+                    register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
+                )
+            position = {**batch.state, "last_version": version}
+            ctx.store.datasets.save_source_state(
+                conn, name, config.type, config.model_dump(mode="json"), position
+            )
+
+        stored = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
+        quarantine_ref = None
+        if registered:
+            q_version = registered[-1]
+            quarantine_ref = q_version.ref
+            run.output(
+                dataset_node(q_version.record.dataset, q_version.record.version),
+                version=q_version.record.content_id,
+            )
+        run.output(dataset_node(name, stored.record.version), version=stored.record.content_id)
+        run.metrics.update(
+            rows_in=batch.rows_in,
+            accepted=accepted.num_rows,
+            quarantined=refused,
+            deduplicated=deduplicated,
+        )
+    return BatchReport(
+        file=batch.label,
+        rows_in=batch.rows_in,
+        accepted=accepted.num_rows,
+        quarantined=refused,
+        deduplicated=deduplicated,
+        dataset_version=stored.ref,
+        quarantine_version=quarantine_ref,
+        run_id=run.id,
+        pii=pii_tags,
+    )
+
+
+def _apply_contract(
+    batch: IncomingBatch, contract: Contract | None, limit: float
+) -> tuple[pa.Table, pa.Table, int]:
+    """(accepted rows, quarantine records, rows refused); raises past the quarantine limit."""
+    from gyre.ingest.batch_check import check_batch, malformed_only
+    from gyre.ingest.csv_batch import RawBatch
+
+    raw = RawBatch(
+        file=batch.label,
+        table=batch.table,
+        lines=batch.positions if batch.positions is not None else _row_numbers(batch.table),
+        malformed=batch.malformed if batch.malformed is not None else _no_malformed(),
+        positions=batch.positions_kind,
+    )
+    # Without a contract rows are kept as read; only records that could not be read are refused.
+    result = malformed_only(raw, limit) if contract is None else check_batch(raw, contract, limit)
+    return result.accepted_table, result.quarantine, result.quarantined
+
+
+def _row_numbers(table: pa.Table) -> pa.Array:
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+
+
+def _no_malformed() -> pa.Table:
+    from gyre.ingest.csv_batch import MALFORMED_SCHEMA
+
+    return MALFORMED_SCHEMA.empty_table()
 
 
 def _latest(ctx: StageContext, name: str) -> DatasetVersion | None:
@@ -100,130 +297,77 @@ def _latest(ctx: StageContext, name: str) -> DatasetVersion | None:
         return None
 
 
-def _relative(ctx: StageContext, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(ctx.paths.root))
-    except ValueError:
-        return str(path.resolve())
+def _deduplicate(
+    ctx: StageContext, config: SourceConfig, accepted: pa.Table, base: DatasetVersion | None
+) -> tuple[pa.Table, int, pa.Table | None]:
+    """(rows to store, rows dropped, the stored rows minus replaced keys when keep: last)."""
+    if config.dedup is None:
+        return accepted, 0, None
+    from gyre.datasets.reader import read_table
+    from gyre.ingest.dedup import DedupSpec, deduplicate, drop_keys
 
-
-def ingest_source(ctx: StageContext, name: str) -> IngestReport:
-    """Ingest every file of source ``name`` not ingested before."""
-    from gyre.ingest.contract import load_contract
-
-    config = ctx.config.source(name)
-    if config.type != "csv":
-        raise SourceError(f"source '{name}' has type '{config.type}'; only csv is supported yet")
-    contract_path = ctx.config.resolve(config.contract)
-    contract = load_contract(contract_path)
-    new, old = pending_files(ctx, name)
-    report = IngestReport(source=name, skipped=[_relative(ctx, f) for f in old])
-    if not new:
-        return report
-    task = ctx.progress.task(f"ingest {name}", total=len(new))
-    for path in new:
-        report.batches.append(
-            _ingest_file(ctx, name, path, contract, contract_path, config.quarantine_limit)
-        )
-        task.advance()
-    task.close()
-    return report
-
-
-def _ingest_file(
-    ctx: StageContext,
-    name: str,
-    path: Path,
-    contract: Any,
-    contract_path: Path,
-    limit: float,
-) -> BatchReport:
-    from gyre.datasets.catalog import register_version, stage_version
-    from gyre.datasets.writer import append
-    from gyre.ingest.csv_batch import ingest_batch
-
-    relative = _relative(ctx, path)
-    with track_run(
-        ctx,
-        kind="ingest",
-        job=name,
-        params={"file": relative, "quarantine_limit": limit},
-        code=code_hash([contract_path]),
-    ) as run:
-        raw_id = ctx.artifacts.put_file(path)
-        run.input(source_node(name))
-        run.input(file_node(relative, raw_id), version=raw_id)
-        result = ingest_batch(path, contract, quarantine_limit=limit, display_name=relative)
-        stats = {
-            "file": relative,
-            "raw_content_id": raw_id,
-            "rows_in": result.rows_in,
-            "accepted": result.accepted,
-            "quarantined": result.quarantined,
-            "deduplicated": 0,
-        }
-        # Each new version is the previous one plus this batch: lineage records both as inputs,
-        # so walking upstream from any version reaches every raw file it contains.
-        base = _latest(ctx, name)
-        if base is not None:
-            run.input(dataset_node(name, base.record.version), version=base.record.content_id)
-        staged = stage_version(
-            ctx.artifacts,
-            name,
-            append(ctx.artifacts, base.manifest if base else None, result.accepted_table),
-            kind="source",
-            stats=stats,
-        )
-        staged_quarantine = None
-        if result.quarantined:
-            q_name = name + QUARANTINE_SUFFIX
-            q_base = _latest(ctx, q_name)
-            if q_base is not None:
-                run.input(
-                    dataset_node(q_name, q_base.record.version), version=q_base.record.content_id
-                )
-            staged_quarantine = stage_version(
-                ctx.artifacts,
-                q_name,
-                append(ctx.artifacts, q_base.manifest if q_base else None, result.quarantine),
-                kind="quarantine",
-                stats=stats,
-            )
-        registered: list[DatasetVersion] = []
-
-        def commit_together(conn: Connection, version: int) -> None:
-            # The quarantine version and the source's position commit in the same transaction
-            # as the source version: a crash leaves all three or none, never a file half-taken.
-            if staged_quarantine is not None:
-                registered.append(
-                    register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
-                )
-            state = ctx.store.datasets.source_state(name)
-            files = dict(state.get("files", {}))
-            files[relative] = {"content_id": raw_id, "version": version}
-            ctx.store.datasets.save_source_state(
-                conn, name, "csv", {"path": ctx.config.source(name).path}, {**state, "files": files}
-            )
-
-        version = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
-        quarantine_ref = None
-        if registered:
-            quarantine_ref = registered[-1].ref
-            run.output(
-                dataset_node(registered[-1].record.dataset, registered[-1].record.version),
-                version=registered[-1].record.content_id,
-            )
-        run.output(dataset_node(name, version.record.version), version=version.record.content_id)
-        run.metrics.update(
-            rows_in=result.rows_in, accepted=result.accepted, quarantined=result.quarantined
-        )
-    return BatchReport(
-        file=relative,
-        rows_in=result.rows_in,
-        accepted=result.accepted,
-        quarantined=result.quarantined,
-        deduplicated=0,
-        dataset_version=version.ref,
-        quarantine_version=quarantine_ref,
-        run_id=run.id,
+    spec = DedupSpec(
+        primary_key=config.dedup.primary_key,
+        keep=config.dedup.keep,
+        cursor=config.dedup.cursor,
+        exact_duplicates=config.dedup.exact_duplicates,
     )
+    existing = None
+    if base is not None:
+        existing = read_table(ctx.artifacts, base.manifest, columns=list(spec.primary_key or ()))
+    result = deduplicate(accepted, spec, existing_keys=existing)
+    dropped = int(result.dropped.num_rows)
+    if result.replaced_keys is not None and result.replaced_keys.num_rows and base is not None:
+        stored = drop_keys(read_table(ctx.artifacts, base.manifest), result.replaced_keys)
+        return result.table, dropped, stored
+    return result.table, dropped, None
+
+
+def _protect_pii(
+    ctx: StageContext, config: SourceConfig, accepted: pa.Table
+) -> tuple[pa.Table, dict[str, str]]:
+    """Tag likely PII columns; apply the source's policy (keep, mask, hash, drop)."""
+    from gyre.ingest.pii import apply_pii_policy, detect_pii
+
+    tags = {f.column: f.kind for f in detect_pii(accepted)}
+    if not config.pii:
+        return accepted, tags
+    unknown = sorted(set(config.pii) - set(accepted.column_names))
+    if unknown:
+        from gyre.core.errors import ConfigError
+
+        raise ConfigError(
+            f"pii policy names column(s) {', '.join(unknown)} that the source does not have; "
+            f"it has {', '.join(accepted.column_names)}",
+            hint="fix the `pii:` keys of this source in gyre.yaml",
+        )
+    return apply_pii_policy(accepted, config.pii, secret=pii_secret(ctx)), tags
+
+
+def pii_secret(ctx: StageContext) -> bytes:
+    """The project's secret for hashing PII: ``GYRE_PII_SECRET``, else ``.gyre/pii.secret``.
+
+    Created on first use with 32 random bytes, readable only by its owner. Keyed hashing is
+    what keeps hashed e-mails or phone numbers from being reversed by trying every value.
+    """
+    import os
+    import secrets
+
+    from_env = os.environ.get("GYRE_PII_SECRET")
+    if from_env:
+        return from_env.encode()
+    path = ctx.paths.gyre_dir / PII_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        tmp.replace(path)
+    return path.read_bytes()
+
+
+def _concat(stored: pa.Table, new: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.concat_tables([stored, new.cast(stored.schema)])

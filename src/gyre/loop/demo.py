@@ -179,6 +179,8 @@ def month_features(ctx: StageContext, path: Path) -> pa.Table:
     from gyre.prepare.sql import run_sql
 
     source = ctx.config.source(SOURCE)
+    if source.contract is None:
+        raise WorkspaceError(f"the demo's source '{SOURCE}' needs a contract in gyre.yaml")
     contract = load_contract(ctx.config.resolve(source.contract))
     batch = ingest_batch(path, contract, quarantine_limit=1.0, display_name=path.name)
     dataset = ctx.config.dataset(ctx.config.model(MODEL).data)
@@ -242,6 +244,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
 
     from gyre.core.context import open_context
     from gyre.core.settings import Settings, WorkspacePaths
+    from gyre.ingest.sources import options_checks
     from gyre.loop.demo_data import locate
     from gyre.loop.demo_summary import evaluate_versions, summarise
     from gyre.loop.pipeline import refresh_data, release
@@ -262,7 +265,11 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
         )
     paths = WorkspacePaths(root=directory)
     ctx = open_context(
-        paths, Settings.resolve(paths), known_trainers=known_trainers(), progress=progress
+        paths,
+        Settings.resolve(paths),
+        known_trainers=known_trainers(),
+        source_types=options_checks(),
+        progress=progress,
     )
     feedback = FeedbackLog(paths.feedback_logs, InferenceLog(paths.inference_logs))
     say = ctx.progress.log

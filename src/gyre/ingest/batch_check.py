@@ -1,0 +1,88 @@
+"""Holding one batch, already read, to its contract: accepted rows, quarantine, the limit.
+
+Shared by every source: files (:func:`gyre.ingest.csv_batch.ingest_batch` reads then calls
+:func:`check_batch`) and the plugin-driven ingest stage. Records a reader could not turn into
+rows at all (ragged CSV lines, malformed JSON) join the quarantine under rule ``columns``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gyre.core.errors import QuarantineLimitError
+from gyre.ingest.csv_batch import BatchResult, RawBatch, _check_header, _malformed_records
+
+if TYPE_CHECKING:
+    from gyre.ingest.contract import Contract
+
+
+def check_batch(raw: RawBatch, contract: Contract, quarantine_limit: float) -> BatchResult:
+    """Split ``raw`` by ``contract``; raise :class:`QuarantineLimitError` past the limit."""
+    from gyre.ingest.contract import check
+
+    name = raw.file
+    table = raw.table
+    if table.num_columns == 0 and table.num_rows == 0:
+        # An empty JSON array or Parquet file without columns: nothing to check, nothing wrong.
+        table = pa.table({c: pa.array([], pa.string()) for c in contract.column_names})
+    _check_header(table, contract, raw)
+    result = check(table, contract, raw.lines, file=name)
+    quarantine = _with_malformed(result.quarantine, raw)
+    n_malformed = raw.malformed.num_rows
+    batch = BatchResult(
+        file=name,
+        rows_in=result.rows_in + n_malformed,
+        accepted=result.accepted,
+        quarantined=result.quarantined + n_malformed,
+        accepted_table=result.accepted_table,
+        accepted_lines=result.accepted_positions,
+        quarantine=quarantine,
+        quarantined_rows=result.quarantined_rows,
+    )
+    _enforce_limit(batch, raw, quarantine_limit)
+    return batch
+
+
+def malformed_only(raw: RawBatch, quarantine_limit: float) -> BatchResult:
+    """No contract: every readable row is accepted as read; unreadable records are refused."""
+    from gyre.ingest.contract import QUARANTINE_SCHEMA
+
+    quarantine = _with_malformed(QUARANTINE_SCHEMA.empty_table(), raw)
+    n_malformed = raw.malformed.num_rows
+    batch = BatchResult(
+        file=raw.file,
+        rows_in=raw.table.num_rows + n_malformed,
+        accepted=raw.table.num_rows,
+        quarantined=n_malformed,
+        accepted_table=raw.table,
+        accepted_lines=raw.lines,
+        quarantine=quarantine,
+        quarantined_rows=raw.table.slice(0, 0),
+    )
+    _enforce_limit(batch, raw, quarantine_limit)
+    return batch
+
+
+def _with_malformed(quarantine: pa.Table, raw: RawBatch) -> pa.Table:
+    if not raw.malformed.num_rows:
+        return quarantine
+    merged = pa.concat_tables([quarantine, _malformed_records(raw.malformed, raw.file)])
+    return merged.take(pc.sort_indices(merged["line"]))
+
+
+def _enforce_limit(batch: BatchResult, raw: RawBatch, quarantine_limit: float) -> None:
+    if batch.share_quarantined <= quarantine_limit:
+        return
+    rules = "; ".join(f"{col} {rule} ({n} rows)" for col, rule, n in batch.top_rules())
+    first = batch.quarantine.slice(0, 1).to_pylist()[0]
+    raise QuarantineLimitError(
+        f"{batch.file}: {batch.quarantined} of {batch.rows_in} rows "
+        f"({batch.share_quarantined:.1%}) broke the contract, above the limit of "
+        f"{quarantine_limit:.1%}; top rules: {rules}; e.g. {raw.positions} {first['line']}: "
+        f"{first['reason']}. Nothing was committed",
+        hint="fix the data or the contract, or raise the source's quarantine_limit in "
+        "gyre.yaml if this share is expected",
+    )
