@@ -18,6 +18,8 @@ from gyre.ingest.contract import (
     parse_contract,
 )
 from gyre.ingest.csv_batch import BatchResult, RawBatch, ingest_batch, read_csv_batch
+from gyre.ingest.formats import read_batch, register_format
+from gyre.ingest.sources import IncomingBatch, known_source_types, register_source
 
 __all__ = [
     "QUARANTINE_SCHEMA",
@@ -25,10 +27,15 @@ __all__ = [
     "ColumnSpec",
     "Contract",
     "ContractResult",
+    "IncomingBatch",
     "RawBatch",
     "check",
     "ingest_batch",
+    "known_source_types",
     "load_contract",
     "parse_contract",
+    "read_batch",
     "read_csv_batch",
+    "register_format",
+    "register_source",
 ]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gyre.core.errors import QuarantineLimitError
-from gyre.ingest.csv_batch import BatchResult, RawBatch, _check_header, _malformed_records
+from gyre.ingest.csv_batch import BatchResult, RawBatch, check_header, malformed_records
 
 if TYPE_CHECKING:
     from gyre.ingest.contract import Contract
@@ -28,7 +28,7 @@ def check_batch(raw: RawBatch, contract: Contract, quarantine_limit: float) -> B
     if table.num_columns == 0 and table.num_rows == 0:
         # An empty JSON array or Parquet file without columns: nothing to check, nothing wrong.
         table = pa.table({c: pa.array([], pa.string()) for c in contract.column_names})
-    _check_header(table, contract, raw)
+    check_header(table, contract, raw)
     result = check(table, contract, raw.lines, file=name)
     quarantine = _with_malformed(result.quarantine, raw)
     n_malformed = raw.malformed.num_rows
@@ -69,7 +69,7 @@ def malformed_only(raw: RawBatch, quarantine_limit: float) -> BatchResult:
 def _with_malformed(quarantine: pa.Table, raw: RawBatch) -> pa.Table:
     if not raw.malformed.num_rows:
         return quarantine
-    merged = pa.concat_tables([quarantine, _malformed_records(raw.malformed, raw.file)])
+    merged = pa.concat_tables([quarantine, malformed_records(raw.malformed, raw.file)])
     return merged.take(pc.sort_indices(merged["line"]))
 
 

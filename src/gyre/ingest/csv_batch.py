@@ -454,7 +454,7 @@ def _record_lines_slow(text: str, delimiter: str) -> np.ndarray:
 # ------------------------------------------------------------------------------- ingest
 
 
-def _check_header(table: pa.Table, contract: Contract, raw: RawBatch) -> None:
+def check_header(table: pa.Table, contract: Contract, raw: RawBatch) -> None:
     # Only a delimited file has a header line to point at.
     where = f"{raw.file}:1" if raw.dialect is not None else raw.file
     present = set(table.column_names)
@@ -481,7 +481,7 @@ def _check_header(table: pa.Table, contract: Contract, raw: RawBatch) -> None:
         )
 
 
-def _malformed_records(malformed: pa.Table, name: str) -> pa.Table:
+def malformed_records(malformed: pa.Table, name: str) -> pa.Table:
     n = malformed.num_rows
     return pa.Table.from_arrays(
         [

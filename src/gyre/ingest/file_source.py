@@ -12,7 +12,6 @@ the exact file a row came from.
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,24 +48,21 @@ def _is_url(path: str) -> bool:
 
 
 def list_files(root: Path, pattern: str) -> list[tuple[str, str]]:
-    """(name shown in reports and state, location to read) for every file ``pattern`` matches."""
-    if _is_url(pattern):
-        import fsspec
+    """(name shown in reports and state, location to read) for every file ``pattern`` matches.
 
-        fs, resolved = fsspec.core.url_to_fs(pattern)
-        matches = sorted(fs.glob(resolved)) if glob.has_magic(resolved) else [resolved]
-        urls = [fs.unstrip_protocol(m) for m in matches if fs.isfile(m)]
-        return [(url, url) for url in urls]
+    Local names are relative to the project when the file is inside it, so the state stays
+    valid if the project folder moves.
+    """
+    from gyre.ingest.formats import list_files as matching
+
+    if _is_url(pattern):
+        return [(url, url) for url in matching(pattern)]
     local = pattern.removeprefix("file://")
     full = local if Path(local).is_absolute() else str(root / local)
-    # glob.glob, not Path.glob: the pattern may be absolute (data outside the project).
-    found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())  # noqa: PTH207
     out = []
-    for path in found:
-        try:
-            shown = str(path.resolve().relative_to(root))
-        except ValueError:
-            shown = str(path.resolve())
+    for found in matching(full):
+        path = Path(found).resolve()
+        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         out.append((shown, str(path)))
     return out
 

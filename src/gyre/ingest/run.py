@@ -269,7 +269,8 @@ def _apply_contract(
         malformed=batch.malformed if batch.malformed is not None else _no_malformed(),
         positions=batch.positions_kind,
     )
-    # Without a contract rows are kept as read; only records that could not be read are refused.
+    # Without a contract rows are kept as read; only records that could not be read are
+    # refused. Either way a batch past the quarantine limit raises before anything is stored.
     result = malformed_only(raw, limit) if contract is None else check_batch(raw, contract, limit)
     return result.accepted_table, result.quarantine, result.quarantined
 
