@@ -15,26 +15,9 @@ from gyre.core.config import ProjectConfig, load_project
 from gyre.core.errors import QuarantineLimitError
 from gyre.ingest import BatchResult, ingest_batch, load_contract
 from gyre.prepare import run_sql_file
+from tests.support.bikes import FEATURE_COLUMNS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bikes"
-
-FEATURE_COLUMNS = [
-    "dteday",
-    "hr",
-    "weekday",
-    "workingday",
-    "holiday",
-    "season",
-    "mnth",
-    "weathersit",
-    "temp_c",
-    "atemp_c",
-    "hum_pct",
-    "windspeed_kmh",
-    "hour_of_week",
-    "is_rush_hour",
-    "cnt",
-]
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,8 @@ def test_jsonl_json_and_parquet_files_ingest_through_one_contract(
     # The e-mail column is recognised and tagged, in the batch report and the version's stats.
     assert report.batches[0].pii == {"email": "email"}
     assert ws.dataset("orders").record.stats["pii"] == {"email": "email"}
+    email = next(c for c in ws.dataset("orders").record.schema if c["name"] == "email")
+    assert (email["pii"], email["pii_action"]) == ("email", "keep")
     # Running again finds nothing new.
     (again,) = ws.ingest("orders")
     assert again.batches == [] and len(again.skipped) == 3

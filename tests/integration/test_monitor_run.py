@@ -18,24 +18,9 @@ from sklearn.metrics import mean_absolute_error
 
 from gyre.monitor.inference_log import InferenceLog
 from gyre.serve.endpoint import build_app
+from tests.support.bikes import MODEL_FEATURES as FEATURES
 
 from .conftest import ProjectFactory, RunningServer, serve_app, wait_for, without_beat_champion
-
-FEATURES = [
-    "hr",
-    "weekday",
-    "workingday",
-    "holiday",
-    "season",
-    "mnth",
-    "weathersit",
-    "temp_c",
-    "atemp_c",
-    "hum_pct",
-    "windspeed_kmh",
-    "hour_of_week",
-    "is_rush_hour",
-]
 
 
 def _infer(server: RunningServer, rows: pa.Table, path: str = "/v2/models/demand/infer") -> Any:

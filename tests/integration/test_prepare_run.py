@@ -7,25 +7,9 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .conftest import ProjectFactory
+from tests.support.bikes import FEATURE_COLUMNS as FEATURES
 
-FEATURES = [
-    "dteday",
-    "hr",
-    "weekday",
-    "workingday",
-    "holiday",
-    "season",
-    "mnth",
-    "weathersit",
-    "temp_c",
-    "atemp_c",
-    "hum_pct",
-    "windspeed_kmh",
-    "hour_of_week",
-    "is_rush_hour",
-    "cnt",
-]
+from .conftest import ProjectFactory
 
 
 def test_prepare_builds_features_from_the_latest_rentals(new_project: ProjectFactory) -> None:

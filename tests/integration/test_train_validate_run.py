@@ -13,24 +13,9 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from gyre.core.errors import GateFailedError
 from gyre.loop.pipeline import release
 from gyre.models.packaging import load_model, read_manifest
+from tests.support.bikes import MODEL_FEATURES as FEATURES
 
 from .conftest import Project, ProjectFactory
-
-FEATURES = [
-    "hr",
-    "weekday",
-    "workingday",
-    "holiday",
-    "season",
-    "mnth",
-    "weathersit",
-    "temp_c",
-    "atemp_c",
-    "hum_pct",
-    "windspeed_kmh",
-    "hour_of_week",
-    "is_rush_hour",
-]
 
 
 def _between(table: pa.Table, first: dt.date, last: dt.date) -> pa.Table:

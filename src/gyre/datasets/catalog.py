@@ -8,7 +8,7 @@ the version, audited, in one call.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gyre.core.errors import UsageError
@@ -61,6 +61,13 @@ class StagedVersion:
     profile: dict[str, Any]
     kind: str
     stats: dict[str, Any]
+    column_tags: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def schema(self) -> list[dict[str, Any]]:
+        """Columns as registered: name, type, nullability, plus any tags (e.g. ``pii``)."""
+        return [
+            {**c.model_dump(), **self.column_tags.get(c.name, {})} for c in self.manifest.columns
+        ]
 
 
 def stage_version(
@@ -71,6 +78,7 @@ def stage_version(
     kind: str,
     stats: dict[str, Any] | None = None,
     table: pa.Table | None = None,
+    column_tags: dict[str, dict[str, Any]] | None = None,
 ) -> StagedVersion:
     """Save ``manifest`` and profile its data (``table`` if the caller holds it, else the parts).
 
@@ -83,7 +91,9 @@ def stage_version(
     cid = save_manifest(artifacts, manifest)
     data = table if table is not None else read_table(artifacts, manifest)
     profile = profile_table(data).model_dump(mode="json")
-    return StagedVersion(name, manifest, cid, profile, kind, dict(stats or {}))
+    return StagedVersion(
+        name, manifest, cid, profile, kind, dict(stats or {}), dict(column_tags or {})
+    )
 
 
 def register_version(
@@ -98,7 +108,7 @@ def register_version(
     record = store.datasets.add_version(
         staged.name,
         content_id=staged.content_id,
-        schema=[c.model_dump() for c in staged.manifest.columns],
+        schema=staged.schema(),
         row_count=staged.manifest.row_count,
         kind=staged.kind,
         profile=staged.profile,

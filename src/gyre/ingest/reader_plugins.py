@@ -45,47 +45,43 @@ def _incoming(batch: SourceBatch, number: int) -> IncomingBatch:
     )
 
 
-class SqlSource:
+class ReaderSource:
+    """A plugin around a reader module with ``read_batches(config, state)`` and a config class."""
+
+    module: str
+    config_class: str
+
+    def _module(self) -> Any:
+        import importlib
+
+        return importlib.import_module(self.module)
+
+    def options_model(self, type_name: str) -> type[BaseModel]:
+        model: type[BaseModel] = getattr(self._module(), self.config_class)
+        return model
+
+    def batches(
+        self,
+        ctx: StageContext,
+        name: str,
+        type_name: str,
+        options: BaseModel,
+        state: Mapping[str, Any],
+    ) -> Iterator[IncomingBatch]:
+        read_batches = self._module().read_batches
+        for number, batch in enumerate(read_batches(options, state), start=1):
+            yield _incoming(batch, number)
+
+
+class SqlSource(ReaderSource):
     """``type: sql``: a table or query, in full or incrementally by a cursor column."""
 
-    def options_model(self, type_name: str) -> type[BaseModel]:
-        from gyre.ingest.sql_source import SqlSourceConfig
-
-        return SqlSourceConfig
-
-    def batches(
-        self,
-        ctx: StageContext,
-        name: str,
-        type_name: str,
-        options: BaseModel,
-        state: Mapping[str, Any],
-    ) -> Iterator[IncomingBatch]:
-        from gyre.ingest.sql_source import SqlSourceConfig, read_batches
-
-        assert isinstance(options, SqlSourceConfig)
-        for number, batch in enumerate(read_batches(options, state), start=1):
-            yield _incoming(batch, number)
+    module = "gyre.ingest.sql_source"
+    config_class = "SqlSourceConfig"
 
 
-class RestSource:
+class RestSource(ReaderSource):
     """``type: rest``: a paginated JSON API, with retries, backoff and rate limits."""
 
-    def options_model(self, type_name: str) -> type[BaseModel]:
-        from gyre.ingest.rest_source import RestSourceConfig
-
-        return RestSourceConfig
-
-    def batches(
-        self,
-        ctx: StageContext,
-        name: str,
-        type_name: str,
-        options: BaseModel,
-        state: Mapping[str, Any],
-    ) -> Iterator[IncomingBatch]:
-        from gyre.ingest.rest_source import RestSourceConfig, read_batches
-
-        assert isinstance(options, RestSourceConfig)
-        for number, batch in enumerate(read_batches(options, state), start=1):
-            yield _incoming(batch, number)
+    module = "gyre.ingest.rest_source"
+    config_class = "RestSourceConfig"

@@ -196,7 +196,18 @@ def ingest_batch(
             manifest = write_table(ctx.artifacts, _concat(base_table, accepted))
         else:
             manifest = append(ctx.artifacts, base.manifest if base else None, accepted)
-        staged = stage_version(ctx.artifacts, name, manifest, kind="source", stats=stats)
+        staged = stage_version(
+            ctx.artifacts,
+            name,
+            manifest,
+            kind="source",
+            stats=stats,
+            column_tags={
+                column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
+                for column, kind in pii_tags.items()
+                if column in accepted.column_names
+            },
+        )
         staged_quarantine = None
         if quarantine.num_rows:
             q_name = name + QUARANTINE_SUFFIX
