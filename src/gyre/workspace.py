@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         RunRecord,
     )
     from gyre.datasets.catalog import DatasetVersion
+    from gyre.ingest.quarantine import QuarantineSummary, ReplayReport
     from gyre.ingest.run import IngestReport
     from gyre.monitor.run import MonitorReport
     from gyre.prepare.run import PrepareReport
@@ -258,6 +259,45 @@ class Workspace:
             contract=Path(contract) if contract else None,
             quarantine_limit=quarantine_limit,
         )
+
+    def infer_contract(self, target: str, *, sample_rows: int | None = None) -> str:
+        """A contract (YAML text) inferred from a file, or from a file source's first file."""
+        from gyre.ingest.file_source import FileOptions, list_files
+        from gyre.ingest.formats import read_batch
+        from gyre.ingest.infer import infer_contract
+
+        location = target
+        if target in self.config.sources:
+            options = self.config.source(target).options
+            found = list_files(self.paths.root, FileOptions.model_validate(options).path)
+            if not found:
+                from gyre.core.errors import SourceError
+
+                raise SourceError(
+                    f"source '{target}' has no files yet to infer a contract from",
+                    hint="drop a sample batch where its `path` points, or pass a file",
+                )
+            location = found[0][1]
+        return infer_contract(read_batch(location).table, sample_rows=sample_rows)
+
+    def quarantine(self) -> list[QuarantineSummary]:
+        """Every declared source that has refused rows, with counts by rule and file."""
+        from gyre.ingest.quarantine import summarise
+
+        found = [summarise(self.context, name) for name in self.config.sources]
+        return [s for s in found if s is not None]
+
+    def quarantine_records(self, source: str, *, limit: int | None = None) -> pa.Table:
+        from gyre.ingest.quarantine import records
+
+        self.config.source(source)  # an unknown source is an error naming the known ones
+        return records(self.context, source, limit=limit)
+
+    def replay_quarantine(self, source: str) -> ReplayReport:
+        """Hold the source's refused rows to its current contract again; move those that pass."""
+        from gyre.ingest.quarantine import replay
+
+        return replay(self.context, source)
 
     def prepare(self, dataset: str | None = None) -> list[PrepareReport]:
         """Rebuild ``dataset`` (every derived dataset, in dependency order, when None)."""

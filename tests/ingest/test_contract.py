@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from gyre.core.errors import ConfigError, DataError
 from gyre.core.yaml_positions import parse_yaml
-from gyre.ingest.contract import QUARANTINE_SCHEMA, Contract, check, load_contract, parse_contract
+from gyre.ingest.batch_rules import parse_duration
+from gyre.ingest.contract import (
+    QUARANTINE_SCHEMA,
+    Contract,
+    check,
+    check_row_count,
+    load_contract,
+    parse_contract,
+)
 
 
 def contract(text: str) -> Contract:
@@ -354,3 +362,269 @@ def test_unique_property(rows: list[tuple[int, int]]) -> None:
     for record in result.quarantine.to_pylist():
         key = rows[record["row"]]
         assert record["reason"].endswith(f"first seen at line {firsts[key] + 2}")
+
+
+# ------------------------------------------------------ primary key, row count, freshness
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "columns:\n  - {name: a, type: int}\nprimary_key: [a, b]\n",
+            "c.yaml:3 primary_key[1]: 'b' is not a declared column",
+        ),
+        (
+            "columns:\n  - {name: a, type: int}\nprimary_key: []\n",
+            "c.yaml:3 primary_key: list at least one column",
+        ),
+        (
+            "columns:\n  - {name: a, type: int}\nprimary_key: [a, a]\n",
+            "c.yaml:3 primary_key: a column is listed twice",
+        ),
+        (
+            "columns:\n  - name: a\n    type: int\n    nullable: true\nprimary_key: [a]\n",
+            "c.yaml:4 columns[0].nullable: column 'a' is part of the primary key, so it cannot "
+            "be nullable\n  hint: remove `nullable: true`",
+        ),
+        (
+            "columns:\n  - {name: a, type: int}\nrows:\n  min: 10\n  max: 5\n",
+            "c.yaml:5 rows.max: the range is empty: min 10 > max 5",
+        ),
+        (
+            "columns:\n  - {name: a, type: int}\nrows: {min: -1}\n",
+            "c.yaml:3 rows.min: must be greater than or equal to 0, got -1",
+        ),
+        (
+            "columns:\n  - {name: a, type: int}\nrows: {}\n",
+            "c.yaml:3 rows: give `min`, `max` or both",
+        ),
+        (
+            "columns:\n  - {name: a, type: int}\nrows: {minimum: 1}\n",
+            "c.yaml:3 rows.minimum: unknown key 'minimum'; expected one of min, max",
+        ),
+        (
+            "columns:\n  - {name: t, type: timestamp}\nfreshness:\n  column: t\n"
+            "  max_age: 2 hours\n",
+            "c.yaml:5 freshness.max_age: expected a duration such as 45m, 2h, 3d or 1w "
+            "(minutes, hours, days, weeks), got '2 hours'",
+        ),
+        (
+            "columns:\n  - {name: t, type: timestamp}\nfreshness: {column: t, max_age: 2}\n",
+            "c.yaml:3 freshness.max_age: expected a duration such as 45m, 2h, 3d or 1w "
+            "(minutes, hours, days, weeks), got 2",
+        ),
+        (
+            "columns:\n  - {name: t, type: timestamp}\nfreshness: {column: t, max_age: 0h}\n",
+            "c.yaml:3 freshness.max_age: expected a duration",
+        ),
+        (
+            "columns:\n  - {name: t, type: timestamp}\nfreshness: {column: t}\n",
+            "c.yaml:3 freshness.max_age: required key 'max_age' is missing",
+        ),
+        (
+            "columns:\n  - {name: t, type: timestamp}\nfreshness: {column: day, max_age: 1d}\n",
+            "c.yaml:3 freshness.column: 'day' is not a declared column",
+        ),
+        (
+            "columns:\n  - {name: n, type: int}\nfreshness:\n  column: n\n  max_age: 1d\n",
+            "c.yaml:4 freshness.column: 'n' is an int column; freshness needs a date or "
+            "timestamp column",
+        ),
+    ],
+)
+def test_batch_rule_mistakes_name_line_and_key(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        contract(text)
+    assert str(info.value).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("45m", dt.timedelta(minutes=45)),
+        ("2h", dt.timedelta(hours=2)),
+        ("3d", dt.timedelta(days=3)),
+        ("1w", dt.timedelta(weeks=1)),
+        ("999999w", dt.timedelta(weeks=999999)),
+    ],
+)
+def test_parse_duration(text: str, expected: dt.timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "2", "h", "2 h", " 2h", "2H", "2hours", "1.5h", "-1h", "0m", "02h", "2s", "1d2h"]
+)
+def test_parse_duration_is_strict(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a duration such as 45m"):
+        parse_duration(text)
+
+
+PK = "columns:\n  - {name: id, type: int}\n  - {name: v, type: string}\nprimary_key: [id]\n"
+
+
+def test_primary_key_accepts_distinct_keys() -> None:
+    c = contract(PK)
+    assert c.primary_key == ("id",)
+    result = check(strings(id=["1", "2", "3"], v=["a", "b", "c"]), c, lines(3))
+    assert (result.accepted, result.quarantined) == (3, 0)
+
+
+def test_primary_key_refuses_empty_parts_and_duplicates() -> None:
+    c = contract(PK)
+    table = strings(id=["1", "", "2", "1", "1", None], v=["a", "b", "c", "d", "e", "f"])
+    result = check(table, c, lines(6), file="f.csv")
+    assert result.accepted_table.column("v").to_pylist() == ["a", "c"]
+    assert result.rows_in == result.accepted + result.quarantined == 6
+    assert [
+        (r["line"], r["column"], r["rule"], r["value"], r["reason"])
+        for r in result.quarantine.to_pylist()
+    ] == [
+        (3, "id", "primary_key_null", "", "id is empty but part of the primary key"),
+        (5, "id", "primary_key", "1", "duplicate primary key (id) = (1); first seen at line 2"),
+        (6, "id", "primary_key", "1", "duplicate primary key (id) = (1); first seen at line 2"),
+        (7, "id", "primary_key_null", None, "id is empty but part of the primary key"),
+    ]
+
+
+def test_composite_primary_key_and_unique_together() -> None:
+    c = contract(
+        "columns:\n  - {name: d, type: date}\n  - {name: h, type: int}\n"
+        "  - {name: code, type: string}\nprimary_key: [d, h]\nunique: [code]\n"
+    )
+    table = strings(
+        d=["2011-01-01", "2011-01-01", "2011-01-01", "2011-01-02"],
+        h=["0", "1", "0", "0"],
+        code=["x", "y", "z", "y"],
+    )
+    result = check(table, c, lines(4))
+    assert result.accepted_positions.to_pylist() == [2, 3]
+    assert [(r["line"], r["column"], r["rule"]) for r in result.quarantine.to_pylist()] == [
+        (4, "d, h", "primary_key"),
+        (5, "code", "unique"),
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["", "0", "1", "2", "x"]), st.sampled_from(["", "a", "b"])),
+        max_size=30,
+    )
+)
+def test_primary_key_property(rows: list[tuple[str, str]]) -> None:
+    c = contract(
+        "columns:\n  - {name: a, type: int}\n  - {name: b, type: string}\nprimary_key: [a, b]\n"
+    )
+    result = check(strings(a=[a for a, _ in rows], b=[b for _, b in rows]), c, lines(len(rows)))
+    assert result.rows_in == result.accepted + result.quarantined == len(rows)
+    keys = list(zip(*(result.accepted_table.column(k).to_pylist() for k in "ab"), strict=True))
+    assert len(keys) == len(set(keys))
+    assert all(a is not None and b is not None for a, b in keys)
+    valid = [(int(a), b) for a, b in rows if a not in ("", "x") and b != ""]
+    assert set(keys) == set(valid)  # every valid key survives once
+    first = {key: i for i, key in reversed(list(enumerate(rows)))}
+    assert result.accepted_positions.to_pylist() == sorted(
+        i + 2 for (a, b), i in first.items() if a not in ("", "x") and b != ""
+    )
+
+
+ROWS = "columns:\n  - {name: a, type: int}\nrows: {min: 2, max: 4}\n"
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_row_count_within_bounds(n: int) -> None:
+    result = check(strings(a=["1"] * n), contract(ROWS))
+    assert result.accepted == n
+
+
+def test_too_few_rows_refuse_the_batch() -> None:
+    with pytest.raises(DataError) as info:
+        check(strings(a=["1"]), contract(ROWS), file="feed.csv")
+    assert info.value.message == (
+        "feed.csv: 1 rows read, fewer than the contract's minimum of 2 (rows.min); "
+        "the batch is refused as a whole"
+    )
+    assert info.value.hint is not None and info.value.hint.startswith("is the feed truncated?")
+
+
+def test_too_many_rows_refuse_the_batch() -> None:
+    c = contract(ROWS)
+    with pytest.raises(DataError) as info:
+        check(strings(a=["1", "x", "3", "4", "5"]), c, file="feed.csv")
+    assert info.value.message == (
+        "feed.csv: 5 rows read, more than the contract's maximum of 4 (rows.max); "
+        "the batch is refused as a whole"
+    )
+    assert info.value.hint is not None and info.value.hint.startswith("is the feed duplicated?")
+    # The same function, called on its own, refuses before any row is looked at.
+    with pytest.raises(DataError, match="0 rows read, fewer"):
+        check_row_count(c, 0, "feed.csv")
+    check_row_count(c, 3, "feed.csv")
+
+
+def test_row_count_comes_before_column_checks() -> None:
+    with pytest.raises(DataError, match="rows read"):
+        check(strings(zzz=["1"]), contract(ROWS))
+
+
+FRESH_TS = "columns:\n  - {name: t, type: timestamp, nullable: true}\n" + (
+    "freshness: {column: t, max_age: 2h}\n"
+)
+NOW = dt.datetime(2024, 5, 1, 12, 0)
+
+
+def test_fresh_timestamps_pass() -> None:
+    table = strings(t=["2024-05-01T08:00:00", "2024-05-01 10:00", ""])
+    result = check(table, contract(FRESH_TS), now=NOW)
+    assert result.accepted == 3
+    # An offset is converted to UTC before comparing: 11:30+01:00 is 10:30 UTC.
+    check(strings(t=["2024-05-01T11:30:00+01:00"]), contract(FRESH_TS), now=NOW)
+    # A zoned `now` is compared as UTC too.
+    zone = dt.timezone(dt.timedelta(hours=2))
+    check(strings(t=["2024-05-01 10:00"]), contract(FRESH_TS), now=NOW.replace(tzinfo=zone))
+
+
+def test_stale_timestamps_refuse_the_batch() -> None:
+    table = strings(t=["2024-04-28T09:15:00", "2024-04-29 09:59", ""])
+    with pytest.raises(DataError) as info:
+        check(table, contract(FRESH_TS), file="feed.csv", now=NOW)
+    assert info.value.message == (
+        "feed.csv: stale batch: the newest t is 2024-04-29 09:59:00, 2d 2h 1m old at "
+        "2024-05-01 12:00 UTC, older than the contract's limit of 2h (freshness.max_age); "
+        "the batch is refused as a whole"
+    )
+    assert info.value.hint is not None and "feed stuck" in info.value.hint
+
+
+def test_freshness_looks_only_at_accepted_rows() -> None:
+    c = contract(
+        "columns:\n  - {name: t, type: timestamp}\n  - {name: n, type: int}\n"
+        "freshness: {column: t, max_age: 45m}\n"
+    )
+    # The only recent row is quarantined (n is not an int), so the batch is stale.
+    table = strings(t=["2024-05-01 09:00", "2024-05-01 11:59"], n=["1", "x"])
+    with pytest.raises(DataError, match="newest t is 2024-05-01 09:00:00, 3h old"):
+        check(table, c, now=NOW)
+    # No accepted value at all: nothing to judge (rows.min is the rule for empty feeds).
+    result = check(strings(t=["2024-05-01 11:59"], n=["x"]), c, now=NOW)
+    assert result.quarantined == 1
+    check(strings(t=[], n=[]), c, now=NOW)
+
+
+def test_a_date_counts_as_its_last_moment() -> None:
+    c = contract("columns:\n  - {name: d, type: date}\nfreshness: {column: d, max_age: 1d}\n")
+    table = strings(d=["2024-04-01", "2024-04-29"])
+    # 2024-04-29 ended at 2024-04-30 00:00, 36 hours before NOW.
+    with pytest.raises(DataError, match=r"newest d is 2024-04-29, 1d 12h old"):
+        check(table, c, now=NOW)
+    assert check(table, c, now=dt.datetime(2024, 5, 1, 0, 0)).accepted == 2
+
+
+def test_freshness_defaults_to_the_current_time() -> None:
+    recent = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)
+    c = contract(FRESH_TS)
+    assert check(strings(t=[recent.isoformat()]), c).accepted == 1
+    with pytest.raises(DataError, match="stale batch"):
+        check(strings(t=["2001-01-01 00:00"]), c)

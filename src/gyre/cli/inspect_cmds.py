@@ -31,6 +31,78 @@ audit_app = typer.Typer(
     help="Read and verify the tamper-evident audit trail.", no_args_is_help=True
 )
 alerts_app = typer.Typer(help="Alerts raised by monitors.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Rows contracts refused: list, inspect, replay after a fix.", no_args_is_help=True
+)
+
+
+@quarantine_app.command("list")
+def quarantine_list(json: bool = JSON, project: Path = PROJECT) -> None:
+    """Sources with refused rows: counts by rule and by file."""
+    found = _ws(project).quarantine()
+    if json:
+        print_json([s.as_dict() for s in found])
+        return
+    table(
+        "Quarantine",
+        ["source", "version", "rows", "records", "top rules", "files"],
+        [
+            (
+                s.source,
+                s.version,
+                s.rows,
+                s.records,
+                ", ".join(f"{k} ({v})" for k, v in list(s.by_rule.items())[:3]),
+                len(s.files),
+            )
+            for s in found
+        ],
+    )
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    source: str = typer.Argument(..., help="A source declared in gyre.yaml."),
+    limit: int = typer.Option(50, help="How many records (0 = all)."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """The refused rows of a source: file, line, column, rule, value and reason."""
+    records = _ws(project).quarantine_records(source, limit=limit or None)
+    if json:
+        print_json(records.to_pylist())
+        return
+    table(
+        f"{source}.quarantine",
+        ["file", "line", "column", "rule", "value", "reason"],
+        [
+            (r["file"], r["line"], r["column"], r["rule"], short(r["value"], 30), r["reason"])
+            for r in records.to_pylist()
+        ],
+    )
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    source: str = typer.Argument(..., help="A source declared in gyre.yaml."),
+    json: bool = JSON,
+    project: Path = PROJECT,
+) -> None:
+    """Hold refused rows to the current contract again; rows that pass join the source."""
+    report = _ws(project).replay_quarantine(source)
+    if json:
+        print_json(report.as_dict())
+        return
+    console.print(
+        f"replayed {report.replayed} row(s) of {source}: {report.accepted} accepted into "
+        f"{report.dataset_version or '(no new version)'}, {report.still_quarantined} still "
+        f"refused ({report.quarantine_version})"
+        + (
+            f"; {report.not_replayable} unreadable row(s) need a corrected file"
+            if report.not_replayable
+            else ""
+        )
+    )
 
 
 @datasets_app.command("list")
@@ -333,4 +405,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(audit_app, name="audit")
     app.add_typer(alerts_app, name="alerts")
+    app.add_typer(quarantine_app, name="quarantine")
     app.command("lineage")(lineage)

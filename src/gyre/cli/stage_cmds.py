@@ -385,6 +385,34 @@ def monitor(
         raise typer.Exit(1)
 
 
+contract_app = typer.Typer(help="Contracts: infer one from data for review.", no_args_is_help=True)
+
+
+@contract_app.command("infer")
+def contract_infer(
+    target: str = typer.Argument(..., help="A file source declared in gyre.yaml, or a file."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write here (default: print)."),
+    sample_rows: int = typer.Option(None, help="Infer from the first N rows only."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUTPUT if it exists."),
+    project: Path = PROJECT,
+) -> None:
+    """Infer a contract (types, nullability, ranges, small value sets) for a person to review."""
+    from gyre.core.errors import UsageError
+    from gyre.workspace import Workspace
+
+    text = Workspace.open(project).infer_contract(target, sample_rows=sample_rows)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists; not overwriting it", hint="pass --force to replace it")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    console.print(f"wrote {output}: review it, then name it as the source's `contract:`")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(demo)
@@ -399,3 +427,4 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(feedback)
     app.command()(monitor)
+    app.add_typer(contract_app, name="contract")

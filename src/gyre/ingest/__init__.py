@@ -19,6 +19,7 @@ from gyre.ingest.contract import (
 )
 from gyre.ingest.csv_batch import BatchResult, RawBatch, ingest_batch, read_csv_batch
 from gyre.ingest.formats import read_batch, register_format
+from gyre.ingest.infer import infer_contract
 from gyre.ingest.sources import IncomingBatch, known_source_types, register_source
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "IncomingBatch",
     "RawBatch",
     "check",
+    "infer_contract",
     "ingest_batch",
     "known_source_types",
     "load_contract",

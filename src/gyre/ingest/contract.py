@@ -7,6 +7,9 @@ A contract is a small YAML file owned by whoever owns the feed:
       - {name: hum, type: float, exclusive_min: 0, max: 1}
       - {name: station, type: string, nullable: true, regex: "[A-Z]{3}[0-9]+"}
     unique: [dteday, hr]          # these columns together identify a row
+    primary_key: [rental_id]      # like unique, and no key part may be empty
+    rows: {min: 100, max: 50000}  # a batch outside this is refused as a whole
+    freshness: {column: dteday, max_age: 3d}
 
 :func:`check` splits a table of raw strings (as read from a file) into the rows that keep the
 contract, cast to the declared types, and a quarantine that says for every broken rule which row
@@ -31,6 +34,14 @@ Decisions worth knowing:
 * **``unique`` is checked within the batch**, among rows that pass every other rule; the first
   occurrence is kept and later ones are quarantined. Keys with a null part are not compared.
   Uniqueness across batches is the dataset store's job.
+* **``primary_key`` is ``unique`` plus non-null key parts.** An empty key part is quarantined
+  under ``primary_key_null`` (instead of ``not_null``); duplicates under ``primary_key``, checked
+  before ``unique``. Key columns cannot be declared ``nullable``.
+* **``rows`` and ``freshness`` judge the batch, not a row.** A batch with too few or too many
+  rows, or whose newest accepted value of the freshness column is older than ``max_age``
+  (``45m``, ``2h``, ``3d``, ``1w``), raises :class:`DataError`: nothing of it is accepted. A date
+  counts as its last moment (``2011-01-01`` is 1 hour old at 01:00 on 2 January); a batch with
+  no accepted value in the column is not judged (``rows: {min: 1}`` catches empty feeds).
 """
 
 from __future__ import annotations
@@ -48,6 +59,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gyre.core.errors import DataError
 from gyre.core.yaml_positions import PathKey, Problem, YamlDocument, load_yaml
+from gyre.ingest.batch_rules import (
+    Freshness,
+    RowBounds,
+    batch_problems,
+    check_freshness,
+    check_row_count,
+    naive_utc,
+)
 from gyre.ingest.parsing import ARROW_TYPES, ColumnType, parse_column
 
 Scalar = bool | int | float | dt.datetime | dt.date | str
@@ -97,6 +116,9 @@ class Contract(_Frozen):
 
     columns: tuple[ColumnSpec, ...]
     unique: tuple[str, ...] = ()
+    primary_key: tuple[str, ...] | None = None
+    rows: RowBounds | None = None
+    freshness: Freshness | None = None
     extra_columns: Literal["error", "drop"] = "error"
     null_values: tuple[str, ...] = ("",)
     description: str | None = None
@@ -165,12 +187,12 @@ def coerce_scalar(value: Scalar, column_type: ColumnType) -> Any:
         raise ValueError("expected a date (YYYY-MM-DD)")
     # timestamp
     if isinstance(value, dt.datetime):
-        return _naive_utc(value)
+        return naive_utc(value)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         try:
-            return _naive_utc(dt.datetime.fromisoformat(value))
+            return naive_utc(dt.datetime.fromisoformat(value))
         except ValueError:
             raise ValueError("expected an ISO 8601 timestamp") from None
     raise ValueError("expected an ISO 8601 timestamp")
@@ -178,12 +200,6 @@ def coerce_scalar(value: Scalar, column_type: ColumnType) -> Any:
 
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
-
-
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _semantic_problems(contract: Contract) -> list[Problem]:
@@ -244,11 +260,41 @@ def _semantic_problems(contract: Contract) -> list[Problem]:
                     pc.match_substring_regex(pa.array([""]), pattern=col.regex)
                 except pa.ArrowInvalid as exc:
                     problems.append(Problem((*here, "regex"), f"invalid RE2 pattern: {exc}"))
-    for i, name in enumerate(contract.unique):
-        if name not in seen:
-            problems.append(Problem(("unique", i), f"'{name}' is not a declared column"))
-    if len(set(contract.unique)) != len(contract.unique):
-        problems.append(Problem(("unique",), "a column is listed twice"))
+    problems.extend(_key_problems("unique", contract.unique, seen))
+    problems.extend(_primary_key_problems(contract))
+    return problems
+
+
+def _key_problems(key: str, names: tuple[str, ...], declared: set[str]) -> list[Problem]:
+    problems = [
+        Problem((key, i), f"'{name}' is not a declared column")
+        for i, name in enumerate(names)
+        if name not in declared
+    ]
+    if len(set(names)) != len(names):
+        problems.append(Problem((key,), "a column is listed twice"))
+    return problems
+
+
+def _primary_key_problems(contract: Contract) -> list[Problem]:
+    """Problems with ``primary_key``, then with the batch rules."""
+    problems: list[Problem] = []
+    specs = {c.name: (i, c) for i, c in enumerate(contract.columns)}
+    if contract.primary_key is not None:
+        keys = contract.primary_key
+        if not keys:
+            problems.append(Problem(("primary_key",), "list at least one column"))
+        problems.extend(_key_problems("primary_key", keys, set(specs)))
+        for name in dict.fromkeys(keys):
+            if name in specs and specs[name][1].nullable:
+                problems.append(
+                    Problem(
+                        ("columns", specs[name][0], "nullable"),
+                        f"column '{name}' is part of the primary key, so it cannot be nullable",
+                        hint="remove `nullable: true`, or the column from `primary_key`",
+                    )
+                )
+    problems.extend(batch_problems(contract))
     return problems
 
 
@@ -373,15 +419,19 @@ def check(
     positions: pa.Array | None = None,
     *,
     file: str | None = None,
+    now: dt.datetime | None = None,
 ) -> ContractResult:
     """Split ``table`` into accepted (typed) rows and quarantine records.
 
     ``table`` normally holds strings as read from a file; typed columns are accepted too (they are
     rendered as text and parsed again, so the same rules apply). ``positions`` gives each row's
     line number in ``file``; without it lines are left null. Raises :class:`DataError` when a
-    declared column is missing, or an undeclared one is present and ``extra_columns: error``.
+    declared column is missing, or an undeclared one is present and ``extra_columns: error``,
+    and when the batch breaks ``rows`` or ``freshness`` (judged at ``now``, default: the current
+    UTC time; a naive ``now`` is taken as UTC).
     """
     n = table.num_rows
+    check_row_count(contract, n, file)
     if positions is None:
         positions = pa.nulls(n, pa.int64())
     elif len(positions) != n:
@@ -390,23 +440,35 @@ def check(
 
     found = _Violations([], [], [], [], [])
     typed_columns: dict[str, pa.Array] = {}
+    key_parts = set(contract.primary_key or ())
     for spec in contract.columns:
-        raw = _as_text(table.column(spec.name))
+        raw = as_text(table.column(spec.name))
         is_null = _null_mask(raw, contract.null_values)
         value = pc.if_else(is_null, pa.scalar(None, pa.string()), raw)
         typed, failed = parse_column(value, spec.type)
         typed_columns[spec.name] = typed
         name = spec.name
-        if not spec.nullable:
+        if name in key_parts:
+            why = f"{name} is empty but part of the primary key"
+            found.add(is_null, name, "primary_key_null", raw, why)
+        elif not spec.nullable:
             found.add(is_null, name, "not_null", raw, f"{name} is empty but not nullable")
         found.add(failed, name, "type", raw, f"{name} = '{{v}}' is not a valid {spec.type}")
         _check_rules(found, spec, typed, raw)
 
     bad_rows = found.bad_rows(n)
-    if contract.unique:
-        _check_unique(found, contract, typed_columns, bad_rows, positions)
-        bad_rows = found.bad_rows(n)
+    # The primary key goes first so that the row `unique` keeps is never a key duplicate.
+    for keys, rule, words in (
+        (contract.primary_key, "primary_key", "duplicate primary key"),
+        (contract.unique, "unique", "duplicate key"),
+    ):
+        if keys:
+            _check_unique(found, keys, rule, words, typed_columns, bad_rows, positions)
+            bad_rows = found.bad_rows(n)
     good = pc.invert(bad_rows)
+    if contract.freshness is not None:
+        newest = pc.max(typed_columns[contract.freshness.column].filter(good)).as_py()
+        check_freshness(contract.freshness, newest, file, now=now)
     accepted = pa.Table.from_arrays(
         [typed_columns[c.name].filter(good) for c in contract.columns],
         schema=contract.arrow_schema(),
@@ -449,7 +511,8 @@ def _null_mask(raw: pa.Array, null_values: tuple[str, ...]) -> pa.Array:
     return pc.or_kleene(raw.is_null(), listed)
 
 
-def _as_text(column: pa.ChunkedArray) -> pa.Array:
+def as_text(column: pa.ChunkedArray) -> pa.Array:
+    """A column as text, the form :func:`check` parses (typed columns are rendered first)."""
     arr = column.combine_chunks()
     if pa.types.is_string(arr.type):
         return arr
@@ -499,12 +562,14 @@ def _arrow_scalar(value: Any, spec: ColumnSpec) -> pa.Scalar:
 
 def _check_unique(
     found: _Violations,
-    contract: Contract,
+    key_columns: tuple[str, ...],
+    rule: str,
+    words: str,
     typed: dict[str, pa.Array],
     bad_rows: pa.Array,
     positions: pa.Array,
 ) -> None:
-    keys = list(contract.unique)
+    keys = list(key_columns)
     candidates = pc.invert(bad_rows)
     for key in keys:
         candidates = pc.and_(candidates, typed[key].is_valid())
@@ -527,13 +592,13 @@ def _check_unique(
         *[pc.cast(dups[f"k{i}"].combine_chunks(), pa.string()) for i in range(len(keys))], ", "
     )
     reasons = pc.binary_join_element_wise(
-        f"duplicate key ({label}) = (",
+        f"{words} ({label}) = (",
         shown,
         "); first seen at line ",
         pc.fill_null(first_lines, "?"),
         "",
     )
-    found.add_rows(rows, label, "unique", shown, reasons)
+    found.add_rows(rows, label, rule, shown, reasons)
 
 
 def _quarantine_table(found: _Violations, positions: pa.Array, file: str | None) -> pa.Table:

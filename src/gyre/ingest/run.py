@@ -176,11 +176,11 @@ def ingest_batch(
         for node, node_version in batch.inputs:
             run.input(node, version=node_version)
         accepted, quarantine, refused = _apply_contract(batch, contract, config.quarantine_limit)
-        base = _latest(ctx, name)
+        base = latest_version(ctx, name)
         if base is not None:
             run.input(dataset_node(name, base.record.version), version=base.record.content_id)
-        accepted, deduplicated, base_table = _deduplicate(ctx, config, accepted, base)
-        accepted, pii_tags = _protect_pii(ctx, config, accepted)
+        accepted, deduplicated, base_table = deduplicate_against(ctx, config, accepted, base)
+        accepted, pii_tags = protect_pii(ctx, config, accepted)
         stats = {
             "batch": batch.label,
             **batch.details,
@@ -211,7 +211,7 @@ def ingest_batch(
         staged_quarantine = None
         if quarantine.num_rows:
             q_name = name + QUARANTINE_SUFFIX
-            q_base = _latest(ctx, q_name)
+            q_base = latest_version(ctx, q_name)
             if q_base is not None:
                 run.input(
                     dataset_node(q_name, q_base.record.version), version=q_base.record.content_id
@@ -283,7 +283,10 @@ def _apply_contract(
     # Without a contract rows are kept as read; only records that could not be read are
     # refused. Either way a batch past the quarantine limit raises before anything is stored.
     result = malformed_only(raw, limit) if contract is None else check_batch(raw, contract, limit)
-    return result.accepted_table, result.quarantine, result.quarantined
+    from gyre.ingest.quarantine import attach_raw_rows
+
+    quarantine = attach_raw_rows(result.quarantine, result.quarantined_rows)
+    return result.accepted_table, quarantine, result.quarantined
 
 
 def _row_numbers(table: pa.Table) -> pa.Array:
@@ -299,7 +302,7 @@ def _no_malformed() -> pa.Table:
     return MALFORMED_SCHEMA.empty_table()
 
 
-def _latest(ctx: StageContext, name: str) -> DatasetVersion | None:
+def latest_version(ctx: StageContext, name: str) -> DatasetVersion | None:
     from gyre.core.errors import NotFoundError
     from gyre.datasets.catalog import get_version
 
@@ -309,7 +312,7 @@ def _latest(ctx: StageContext, name: str) -> DatasetVersion | None:
         return None
 
 
-def _deduplicate(
+def deduplicate_against(
     ctx: StageContext, config: SourceConfig, accepted: pa.Table, base: DatasetVersion | None
 ) -> tuple[pa.Table, int, pa.Table | None]:
     """(rows to store, rows dropped, the stored rows minus replaced keys when keep: last)."""
@@ -335,7 +338,7 @@ def _deduplicate(
     return result.table, dropped, None
 
 
-def _protect_pii(
+def protect_pii(
     ctx: StageContext, config: SourceConfig, accepted: pa.Table
 ) -> tuple[pa.Table, dict[str, str]]:
     """Tag likely PII columns; apply the source's policy (keep, mask, hash, drop)."""

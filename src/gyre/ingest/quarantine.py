@@ -1,0 +1,240 @@
+"""The quarantine: rows a contract refused, what is wrong with them, and replaying them.
+
+Each source's refused rows live in the dataset ``<source>.quarantine``, one record per broken
+rule (file, line or record number, column, rule, value, reason) plus ``raw``: the whole row as
+read, as JSON. After the contract or the upstream data is fixed, ``replay`` holds every
+refused row to the *current* contract again: rows that now pass become the next version of the
+source (through the same dedup and PII handling as any batch), and the next version of the
+quarantine keeps only the rows that still fail. Both versions commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gyre.core.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from gyre.core.context import StageContext
+
+RAW_COLUMN = "raw"
+SUFFIX = ".quarantine"
+
+
+def attach_raw_rows(quarantine: pa.Table, quarantined_rows: pa.Table) -> pa.Table:
+    """Add ``raw`` (the input row as JSON, by its line) to each quarantine record.
+
+    Records with no input row (a line that could not be split into fields) get null: they
+    cannot be replayed, only re-ingested from a corrected file.
+    """
+    by_line: dict[Any, str] = {}
+    if quarantined_rows.num_rows:
+        columns = [c for c in quarantined_rows.column_names if c != "_line"]
+        lines = quarantined_rows["_line"].to_pylist()
+        rows = quarantined_rows.select(columns).to_pylist()
+        by_line = {
+            line: json.dumps(row, default=str, ensure_ascii=False)
+            for line, row in zip(lines, rows, strict=True)
+        }
+    raw = [by_line.get(line) for line in quarantine["line"].to_pylist()]
+    return quarantine.append_column(RAW_COLUMN, pa.array(raw, pa.string()))
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    source: str
+    version: str
+    records: int
+    rows: int
+    by_rule: dict[str, int]
+    files: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def summarise(ctx: StageContext, source: str) -> QuarantineSummary | None:
+    """Counts for ``source``'s quarantine, or None when nothing was ever refused."""
+    from gyre.datasets.catalog import get_version
+    from gyre.datasets.reader import read_table
+
+    try:
+        version = get_version(ctx.store, ctx.artifacts, source + SUFFIX)
+    except NotFoundError:
+        return None
+    table = read_table(ctx.artifacts, version.manifest, columns=["file", "line", "column", "rule"])
+    keys = {
+        (f, line)
+        for f, line in zip(table["file"].to_pylist(), table["line"].to_pylist(), strict=True)
+    }
+    rules = Counter(
+        f"{c} {r}"
+        for c, r in zip(table["column"].to_pylist(), table["rule"].to_pylist(), strict=True)
+    )
+    files = Counter(table["file"].to_pylist())
+    return QuarantineSummary(
+        source, version.ref, table.num_rows, len(keys), dict(rules.most_common()), dict(files)
+    )
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    source: str
+    replayed: int
+    accepted: int
+    still_quarantined: int
+    not_replayable: int
+    dataset_version: str | None
+    quarantine_version: str | None
+    run_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def replay(ctx: StageContext, source: str) -> ReplayReport:
+    """Hold every refused row of ``source`` to its current contract again (see module doc)."""
+    from gyre.core.lineage import dataset_node
+    from gyre.core.runs import track_run
+    from gyre.datasets.catalog import get_version, register_version, stage_version
+    from gyre.datasets.reader import read_table
+    from gyre.datasets.writer import append, write_table
+    from gyre.ingest.contract import check, load_contract
+    from gyre.ingest.run import deduplicate_against, latest_version, protect_pii
+
+    config = ctx.config.source(source)
+    if config.contract is None:
+        raise NotFoundError(
+            f"source '{source}' has no contract, so nothing was quarantined by one",
+            hint="replay holds refused rows to the source's contract; declare one in gyre.yaml",
+        )
+    contract = load_contract(ctx.config.resolve(config.contract))
+    q_name = source + SUFFIX
+    quarantined = get_version(ctx.store, ctx.artifacts, q_name)
+    records = read_table(ctx.artifacts, quarantined.manifest)
+    with track_run(ctx, kind="replay", job=source, params={"quarantine": quarantined.ref}) as run:
+        run.input(
+            dataset_node(q_name, quarantined.record.version), version=quarantined.record.content_id
+        )
+        rows: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for file, line, raw in zip(
+            records["file"].to_pylist(),
+            records["line"].to_pylist(),
+            records[RAW_COLUMN].to_pylist(),
+            strict=True,
+        ):
+            if raw is not None:
+                rows.setdefault((file, line), json.loads(raw))
+        not_replayable = len(
+            {
+                (f, line)
+                for f, line, raw in zip(
+                    records["file"].to_pylist(),
+                    records["line"].to_pylist(),
+                    records[RAW_COLUMN].to_pylist(),
+                    strict=True,
+                )
+                if raw is None
+            }
+        )
+        keys = list(rows)
+        table = (
+            pa.Table.from_pylist(
+                [
+                    {k: None if v is None else str(v) for k, v in row.items()}
+                    for row in rows.values()
+                ]
+            )
+            if rows
+            else pa.table({c: pa.array([], pa.string()) for c in contract.column_names})
+        )
+        positions = pa.array(range(len(keys)), pa.int64())
+        result = check(table, contract, positions, file="replay")
+        fixed = {keys[i] for i in result.accepted_positions.to_pylist()}
+        accepted, deduplicated, stored = result.accepted_table, 0, None
+        base = latest_version(ctx, source)
+        if accepted.num_rows:
+            if base is not None:
+                run.input(dataset_node(source, base.record.version), version=base.record.content_id)
+            accepted, deduplicated, stored = deduplicate_against(ctx, config, accepted, base)
+            accepted, _tags = protect_pii(ctx, config, accepted)
+        keep = pa.array(
+            [
+                (f, line) not in fixed
+                for f, line in zip(
+                    records["file"].to_pylist(), records["line"].to_pylist(), strict=True
+                )
+            ]
+        )
+        remaining = records.filter(keep)
+        stats = {
+            "replayed": len(keys),
+            "accepted": accepted.num_rows,
+            "deduplicated": deduplicated,
+            "still_quarantined": len(keys) - len(fixed),
+        }
+        outputs: list[Any] = []
+        source_ref = None
+        if accepted.num_rows:
+            staged_quarantine = stage_version(
+                ctx.artifacts,
+                q_name,
+                write_table(ctx.artifacts, remaining),
+                kind="quarantine",
+                stats=stats,
+            )
+            manifest = (
+                write_table(ctx.artifacts, pa.concat_tables([stored, accepted.cast(stored.schema)]))
+                if stored is not None
+                else append(ctx.artifacts, base.manifest if base else None, accepted)
+            )
+            staged = stage_version(ctx.artifacts, source, manifest, kind="source", stats=stats)
+
+            def with_quarantine(conn: Connection, version: int) -> None:
+                outputs.append(
+                    register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
+                )
+
+            registered = register_version(ctx.store, staged, run_id=run.id, also=with_quarantine)
+            source_ref = registered.ref
+            run.output(
+                dataset_node(source, registered.record.version),
+                version=registered.record.content_id,
+            )
+        else:
+            # Nothing passes yet: the quarantine is unchanged, so no new version either.
+            outputs.append(quarantined)
+        q_version = outputs[-1]
+        run.output(
+            dataset_node(q_name, q_version.record.version), version=q_version.record.content_id
+        )
+        run.metrics.update(stats)
+    return ReplayReport(
+        source=source,
+        replayed=len(keys),
+        accepted=int(accepted.num_rows),
+        still_quarantined=len(keys) - len(fixed),
+        not_replayable=not_replayable,
+        dataset_version=source_ref,
+        quarantine_version=q_version.ref,
+        run_id=run.id,
+    )
+
+
+def records(ctx: StageContext, source: str, *, limit: int | None = None) -> pa.Table:
+    """The quarantine records of ``source`` (newest version), ordered by file and line."""
+    from gyre.datasets.catalog import get_version
+    from gyre.datasets.reader import read_table
+
+    version = get_version(ctx.store, ctx.artifacts, source + SUFFIX)
+    table = read_table(ctx.artifacts, version.manifest)
+    table = table.take(pc.sort_indices(table, [("file", "ascending"), ("line", "ascending")]))
+    return table.slice(0, limit) if limit is not None else table
