@@ -15,13 +15,13 @@ from gyre.core.errors import ConfigError, DataError
 from gyre.core.yaml_positions import parse_yaml
 from gyre.ingest.batch_rules import parse_duration
 from gyre.ingest.contract import (
-    QUARANTINE_SCHEMA,
     Contract,
     check,
     check_row_count,
     load_contract,
     parse_contract,
 )
+from gyre.ingest.violations import QUARANTINE_SCHEMA
 
 
 def contract(text: str) -> Contract:

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from gyre.core.errors import QuarantineLimitError, SourceError
 from gyre.core.yaml_positions import parse_yaml
-from gyre.ingest.contract import QUARANTINE_SCHEMA, Contract, parse_contract
+from gyre.ingest.contract import Contract, parse_contract
 from gyre.ingest.csv_batch import ingest_batch, read_csv_batch
+from gyre.ingest.violations import QUARANTINE_SCHEMA
 
 
 def write(tmp_path: Path, data: bytes | str, name: str = "batch.csv") -> Path:

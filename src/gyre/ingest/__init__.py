@@ -9,7 +9,6 @@ Nothing here writes to storage: the caller commits accepted rows and the quarant
 """
 
 from gyre.ingest.contract import (
-    QUARANTINE_SCHEMA,
     ColumnSpec,
     Contract,
     ContractResult,
@@ -21,6 +20,7 @@ from gyre.ingest.csv_batch import BatchResult, RawBatch, ingest_batch, read_csv_
 from gyre.ingest.formats import read_batch, register_format
 from gyre.ingest.infer import infer_contract
 from gyre.ingest.sources import IncomingBatch, known_source_types, register_source
+from gyre.ingest.violations import QUARANTINE_SCHEMA
 
 __all__ = [
     "QUARANTINE_SCHEMA",

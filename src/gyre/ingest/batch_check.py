@@ -48,7 +48,7 @@ def check_batch(raw: RawBatch, contract: Contract, quarantine_limit: float) -> B
 
 def malformed_only(raw: RawBatch, quarantine_limit: float) -> BatchResult:
     """No contract: every readable row is accepted as read; unreadable records are refused."""
-    from gyre.ingest.contract import QUARANTINE_SCHEMA
+    from gyre.ingest.violations import QUARANTINE_SCHEMA
 
     quarantine = _with_malformed(QUARANTINE_SCHEMA.empty_table(), raw)
     n_malformed = raw.malformed.num_rows

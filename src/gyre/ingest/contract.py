@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -68,24 +67,16 @@ from gyre.ingest.batch_rules import (
     naive_utc,
 )
 from gyre.ingest.parsing import ARROW_TYPES, ColumnType, parse_column
+from gyre.ingest.violations import (
+    Violations,
+    quarantine_table,
+    top_rules,
+)
 
 Scalar = bool | int | float | dt.datetime | dt.date | str
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("file", pa.string()),
-        pa.field("line", pa.int64()),
-        pa.field("row", pa.int64()),
-        pa.field("column", pa.string()),
-        pa.field("rule", pa.string()),
-        pa.field("value", pa.string()),
-        pa.field("reason", pa.string()),
-    ]
-)
-
 _BOUNDS = ("min", "max", "exclusive_min", "exclusive_max")
 _ORDERED_TYPES = ("int", "float", "date", "timestamp")
-_SHOWN_VALUE_CHARS = 200
 
 
 class _Frozen(BaseModel):
@@ -348,71 +339,6 @@ class ContractResult:
         return top_rules(self.quarantine, n)
 
 
-def top_rules(quarantine: pa.Table, n: int = 3) -> list[tuple[str, str, int]]:
-    """The most common ``(column, rule, rows)`` in a quarantine table, most frequent first."""
-    if quarantine.num_rows == 0:
-        return []
-    # Each row has at most one record per (column, rule), so records count rows.
-    counts = (
-        quarantine.group_by(["column", "rule"], use_threads=False)
-        .aggregate([([], "count_all")])
-        .sort_by([("count_all", "descending"), ("column", "ascending")])
-    )
-    return [
-        (r["column"] or "(whole row)", str(r["rule"]), int(r["count_all"]))
-        for r in counts.slice(0, n).to_pylist()
-    ]
-
-
-@dataclass
-class _Violations:
-    """Quarantine records gathered rule by rule, concatenated once at the end."""
-
-    rows: list[pa.Array]
-    columns: list[str]
-    rules: list[str]
-    values: list[pa.Array]
-    reasons: list[pa.Array]
-
-    def add(self, mask: pa.Array, column: str, rule: str, raw: pa.Array, reason: str) -> None:
-        """Record ``rule`` broken where ``mask`` is true; ``{v}`` in ``reason`` is the value."""
-        idx = pc.indices_nonzero(mask.fill_null(False)).cast(pa.int64())
-        if len(idx) == 0:
-            return
-        # Only the offending values are shortened for display; good rows cost nothing here.
-        values = pc.utf8_slice_codeunits(pc.take(raw, idx), 0, _SHOWN_VALUE_CHARS)
-        prefix, marker, suffix = reason.partition("{v}")
-        if marker:
-            texts = pc.binary_join_element_wise(prefix, pc.fill_null(values, "null"), suffix, "")
-        else:
-            texts = _constant(reason, len(idx))
-        self.add_rows(idx, column, rule, values, texts)
-
-    def add_rows(
-        self, rows: pa.Array, column: str, rule: str, values: pa.Array, reasons: pa.Array
-    ) -> None:
-        self.rows.append(rows)
-        self.columns.append(column)
-        self.rules.append(rule)
-        self.values.append(values.cast(pa.string()))
-        self.reasons.append(reasons)
-
-    def bad_rows(self, n: int) -> pa.Array:
-        """Boolean mask over the input: rows with at least one record."""
-        mask = np.zeros(n, dtype=bool)
-        for rows in self.rows:
-            mask[rows.to_numpy()] = True
-        return pa.array(mask)
-
-
-def _constant(text: str | None, n: int) -> pa.Array:
-    return (
-        pc.fill_null(pa.nulls(n, pa.string()), text)
-        if text is not None
-        else pa.nulls(n, pa.string())
-    )
-
-
 def check(
     table: pa.Table,
     contract: Contract,
@@ -438,7 +364,7 @@ def check(
         raise ValueError(f"{len(positions)} positions for {n} rows")
     _check_columns(table, contract, file)
 
-    found = _Violations([], [], [], [], [])
+    found = Violations([], [], [], [], [])
     typed_columns: dict[str, pa.Array] = {}
     key_parts = set(contract.primary_key or ())
     for spec in contract.columns:
@@ -473,7 +399,7 @@ def check(
         [typed_columns[c.name].filter(good) for c in contract.columns],
         schema=contract.arrow_schema(),
     )
-    quarantine = _quarantine_table(found, positions, file)
+    quarantine = quarantine_table(found, positions, file)
     quarantined_rows = table.filter(bad_rows).append_column("_line", positions.filter(bad_rows))
     return ContractResult(
         accepted_table=accepted,
@@ -521,7 +447,7 @@ def as_text(column: pa.ChunkedArray) -> pa.Array:
     return pc.cast(arr, pa.string())
 
 
-def _check_rules(found: _Violations, spec: ColumnSpec, typed: pa.Array, raw: pa.Array) -> None:
+def _check_rules(found: Violations, spec: ColumnSpec, typed: pa.Array, raw: pa.Array) -> None:
     name = spec.name
     tests = (
         ("min", pc.less, "is below the minimum"),
@@ -561,7 +487,7 @@ def _arrow_scalar(value: Any, spec: ColumnSpec) -> pa.Scalar:
 
 
 def _check_unique(
-    found: _Violations,
+    found: Violations,
     key_columns: tuple[str, ...],
     rule: str,
     words: str,
@@ -599,24 +525,3 @@ def _check_unique(
         "",
     )
     found.add_rows(rows, label, rule, shown, reasons)
-
-
-def _quarantine_table(found: _Violations, positions: pa.Array, file: str | None) -> pa.Table:
-    if not found.rows:
-        return QUARANTINE_SCHEMA.empty_table()
-    rows = pa.concat_arrays(found.rows)
-    sizes = [len(r) for r in found.rows]
-    table = pa.Table.from_arrays(
-        [
-            _constant(file, len(rows)),
-            pc.take(positions, rows).cast(pa.int64()),
-            rows,
-            pa.concat_arrays([_constant(c, k) for c, k in zip(found.columns, sizes, strict=True)]),
-            pa.concat_arrays([_constant(r, k) for r, k in zip(found.rules, sizes, strict=True)]),
-            pa.concat_arrays(found.values),
-            pa.concat_arrays(found.reasons),
-        ],
-        schema=QUARANTINE_SCHEMA,
-    )
-    # Stable sort: the records of one row stay in the order the rules were checked.
-    return table.take(pc.sort_indices(table["row"]))

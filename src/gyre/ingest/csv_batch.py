@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gyre.core.errors import SourceError
-from gyre.ingest.contract import QUARANTINE_SCHEMA, Contract, top_rules
+from gyre.ingest.contract import Contract
 from gyre.ingest.encoding import (
     SAMPLE_BYTES,
     CsvDialect,
@@ -48,6 +48,7 @@ from gyre.ingest.encoding import (
     sniff_dialect,
     to_utf8,
 )
+from gyre.ingest.violations import QUARANTINE_SCHEMA, top_rules
 
 _LF, _CR, _QUOTE = 10, 13, 34
 
