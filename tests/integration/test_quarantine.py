@@ -52,7 +52,8 @@ def test_refused_rows_are_listed_shown_and_replayed_after_a_fix(
 def test_quarantine_commands(new_project: ProjectFactory) -> None:
     project = new_project(["2011-02", "2011-03"])
     project.ws.ingest("rentals")
-    runner = CliRunner()
+    # In-process: hand the CLI this project's store (None unsets it: the embedded store).
+    runner = CliRunner(env={"GYRE_STORE_URL": project.store_url})
     where = ["--project", str(project.root), "--json"]
     listed = runner.invoke(app, ["quarantine", "list", *where])
     assert listed.exit_code == 0, listed.output
@@ -63,7 +64,7 @@ def test_quarantine_commands(new_project: ProjectFactory) -> None:
 
 def test_contract_infer_from_a_source_then_ingest_with_it(new_project: ProjectFactory) -> None:
     project = new_project(["2011-02"])
-    runner = CliRunner()
+    runner = CliRunner(env={"GYRE_STORE_URL": project.store_url})
     out = project.root / "contracts" / "inferred.yaml"
     inferred = runner.invoke(
         app, ["contract", "infer", "rentals", "-o", str(out), "--project", str(project.root)]
