@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,8 +35,13 @@ def _postgres_admin_url() -> str:
     return url if url.startswith("postgresql") else PG_BASE_URL
 
 
-def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
-    """Create an empty PostgreSQL database, dropped when ``request``'s scope ends."""
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database on the test server, dropped on exit.
+
+    Unreachable PostgreSQL fails the test when services are required (CI) or when the suite
+    was pointed at PostgreSQL with GYRE_STORE_URL; otherwise it skips.
+    """
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -45,19 +52,24 @@ def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
         engine = create_engine(admin, isolation_level="AUTOCOMMIT")
         conn = engine.connect()
     except Exception as exc:  # the service is down or psycopg is missing
-        if _require_services():
-            pytest.fail(f"PostgreSQL is required (GYRE_REQUIRE_SERVICES=1) but unreachable: {exc}")
+        if _require_services() or os.environ.get("GYRE_STORE_URL", "").startswith("postgresql"):
+            pytest.fail(f"PostgreSQL is required but unreachable: {exc}")
         pytest.skip(f"PostgreSQL unreachable: {exc}")
     name = f"gyre_test_{uuid.uuid4().hex[:12]}"
     conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.close()
         engine.dispose()
 
-    request.addfinalizer(drop)
-    url: str = admin.set(database=name).render_as_string(hide_password=False)
+
+def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
+    """Create an empty PostgreSQL database, dropped when ``request``'s scope ends."""
+    database = postgres_database()
+    url = database.__enter__()
+    request.addfinalizer(lambda: database.__exit__(None, None, None))
     return url
 
 

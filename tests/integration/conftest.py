@@ -18,7 +18,6 @@ import shutil
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pytest
 
 from gyre.core.settings import Settings
 from gyre.workspace import Workspace
+from tests.conftest import postgres_database
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "bikes"
@@ -41,32 +41,6 @@ BASE_MONTHS = ("2011-02", "2011-03", "2011-04")
 
 def postgres_mode() -> bool:
     return os.environ.get("GYRE_STORE_URL", "").startswith("postgresql")
-
-
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database on GYRE_STORE_URL's server, dropped afterwards.
-
-    The same recipe as the function-scoped ``postgres_url`` fixture in tests/conftest.py, for
-    module-scoped projects (a function-scoped fixture cannot feed a module-scoped one).
-    """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(os.environ["GYRE_STORE_URL"]).set(database="postgres")
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        conn = engine.connect()
-    except Exception as exc:  # GYRE_STORE_URL names a server that is down
-        pytest.fail(f"GYRE_STORE_URL points at PostgreSQL, which is unreachable: {exc}")
-    name = f"gyre_it_{uuid.uuid4().hex[:12]}"
-    conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.close()
-        engine.dispose()
 
 
 def settings_for(root: Path, store_url: str | None) -> Settings | None:
@@ -192,7 +166,7 @@ def module_project(
     """A project for a whole module, on its own PostgreSQL database when that is the backend."""
     root = factory.mktemp("module") / "project"
     if postgres_mode():
-        with throwaway_database() as url:
+        with postgres_database() as url:
             project = create_project(root, months, arrived, url, edit=edit)
             try:
                 yield project

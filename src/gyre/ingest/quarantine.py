@@ -124,27 +124,16 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
         run.input(
             dataset_node(q_name, quarantined.record.version), version=quarantined.record.content_id
         )
+        # Each refused row appears once per broken rule; (file, line) identifies the row.
+        where = list(zip(records["file"].to_pylist(), records["line"].to_pylist(), strict=True))
         rows: dict[tuple[Any, Any], dict[str, Any]] = {}
-        for file, line, raw in zip(
-            records["file"].to_pylist(),
-            records["line"].to_pylist(),
-            records[RAW_COLUMN].to_pylist(),
-            strict=True,
-        ):
-            if raw is not None:
-                rows.setdefault((file, line), json.loads(raw))
-        not_replayable = len(
-            {
-                (f, line)
-                for f, line, raw in zip(
-                    records["file"].to_pylist(),
-                    records["line"].to_pylist(),
-                    records[RAW_COLUMN].to_pylist(),
-                    strict=True,
-                )
-                if raw is None
-            }
-        )
+        unreadable: set[tuple[Any, Any]] = set()
+        for key, raw in zip(where, records[RAW_COLUMN].to_pylist(), strict=True):
+            if raw is None:
+                unreadable.add(key)
+            else:
+                rows.setdefault(key, json.loads(raw))
+        not_replayable = len(unreadable)
         keys = list(rows)
         table = (
             pa.Table.from_pylist(
@@ -166,14 +155,7 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
                 run.input(dataset_node(source, base.record.version), version=base.record.content_id)
             accepted, deduplicated, stored = deduplicate_against(ctx, config, accepted, base)
             accepted, _tags = protect_pii(ctx, config, accepted)
-        keep = pa.array(
-            [
-                (f, line) not in fixed
-                for f, line in zip(
-                    records["file"].to_pylist(), records["line"].to_pylist(), strict=True
-                )
-            ]
-        )
+        keep = pa.array([key not in fixed for key in where])
         remaining = records.filter(keep)
         stats = {
             "replayed": len(keys),

@@ -74,10 +74,7 @@ def _quarantine(ctx: StageContext, source: str) -> dict[str, Any]:
     except NotFoundError:
         return {"rows": 0, "dataset": None, "by_rule": {}}
     table = read_table(ctx.artifacts, version.manifest)
-    rule_column = next((c for c in ("rule", "rules", "reason") if c in table.column_names), None)
-    by_rule: dict[str, int] = {}
-    if rule_column:
-        by_rule = dict(Counter(str(v) for v in table[rule_column].to_pylist()))
+    by_rule = dict(Counter(str(v) for v in table["rule"].to_pylist()))
     return {
         "rows": table.num_rows,
         "dataset": version.ref,
