@@ -96,3 +96,18 @@ def workspace_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str |
         url: str = request.getfixturevalue("postgres_url")
         return url
     return None
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip unless ``name`` answers on ``host:port``; fail instead when services are required
+    (CI sets GYRE_REQUIRE_SERVICES=1), so a stopped broker never passes as a skip."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable on {host}:{port} ({exc})"
+        if _require_services():
+            pytest.fail(message)
+        pytest.skip(message)

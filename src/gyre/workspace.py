@@ -24,6 +24,8 @@ from gyre.core.progress import Progress, SilentProgress
 from gyre.core.settings import Settings, WorkspacePaths
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
     from datetime import datetime
 
     import pyarrow as pa
@@ -43,8 +45,9 @@ if TYPE_CHECKING:
         RunRecord,
     )
     from gyre.datasets.catalog import DatasetVersion
+    from gyre.ingest.history import ContractVersionEntry, IngestHistory
     from gyre.ingest.quarantine import QuarantineSummary, ReplayReport
-    from gyre.ingest.run import IngestReport
+    from gyre.ingest.run import BatchReport, IngestReport
     from gyre.monitor.run import MonitorReport
     from gyre.prepare.run import PrepareReport
     from gyre.serve.deploy import Promotion
@@ -235,11 +238,27 @@ class Workspace:
     # -- stages ----------------------------------------------------------------------------
 
     def ingest(self, source: str | None = None) -> list[IngestReport]:
-        """Ingest new files of ``source`` (every configured source when None)."""
+        """Ingest the new batches of ``source`` (every configured source when None): new
+        files, rows past the cursor, messages a stream holds."""
         from gyre.ingest.run import ingest_source
 
         names = [source] if source else list(self.config.sources)
         return [ingest_source(self.context, name) for name in names]
+
+    def follow(
+        self,
+        source: str,
+        *,
+        stop: threading.Event,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> IngestReport:
+        """Ingest ``source`` until ``stop`` is set: a stream keeps receiving (a version per
+        micro-batch), a file or SQL source is asked for new batches every ``poll_seconds``.
+        The batch in hand when ``stop`` is set is committed before this returns."""
+        from gyre.ingest.run import ingest_source
+
+        self.config.source(source)  # an unknown name fails before anything connects
+        return ingest_source(self.context, source, follow=True, stop=stop, on_batch=on_batch)
 
     def ingest_path(
         self,
@@ -298,6 +317,22 @@ class Workspace:
         from gyre.ingest.quarantine import replay
 
         return replay(self.context, source)
+
+    def ingest_history(self, source: str, *, limit: int | None = None) -> IngestHistory:
+        """The source's batches (the latest ``limit``; None: all), the schema drift they caused
+        and its contract versions."""
+        from gyre.ingest.history import ingest_history
+
+        return ingest_history(self.context, source, limit=limit)
+
+    def contract_history(self, source: str) -> list[ContractVersionEntry]:
+        """Every version of the source's contract, oldest first, with its column changes."""
+        from gyre.ingest.history import contract_history
+
+        versions = contract_history(self.context, source)
+        if not versions and source not in self.config.sources:
+            self.config.source(source)  # raises, naming the sources that exist
+        return versions
 
     def prepare(self, dataset: str | None = None) -> list[PrepareReport]:
         """Rebuild ``dataset`` (every derived dataset, in dependency order, when None)."""

@@ -147,6 +147,7 @@ def test_wrong_field_counts_in_a_big_file(tmp_path: Path) -> None:
         (b"a,a\n1,2\n", ":1: duplicate column name(s) in the header: a"),
         (b"a,,c\n1,2,3\n", ":1: column 2 of the header has no name"),
         (b'a,b\n1,x\n2,"unterminated\n', ":3: a quoted value starts here and never ends"),
+        (b'a,b\n1,"x"\n2,"unterminated', ":3: a quoted value starts here and never ends"),
     ],
 )
 def test_broken_files_give_one_line_errors(tmp_path: Path, data: bytes, message: str) -> None:

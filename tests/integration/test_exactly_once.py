@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,4 +78,191 @@ def test_killed_ingests_resume_without_loss_or_duplicates(
     assert [v.version for v in versions] == list(range(24, 0, -1))  # one version per file
     assert sum(v.stats["accepted"] for v in versions) == 17357
     assert ws.verify_audit()[1] is None
+    ws.close()
+
+
+def _gyre(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gyre", "ingest", *args, "--json", "-p", str(project)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _kill_at_random(
+    start: Callable[[], subprocess.Popen[bytes]], rng: random.Random, times: int, span: float
+) -> int:
+    """Start and SIGKILL a process ``times`` times, each after a random wait; count kills."""
+    kills = 0
+    for _ in range(times):
+        process = start()
+        time.sleep(rng.uniform(0.6, span))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(60)
+    return kills
+
+
+def _open(project: Path, store_url: str | None) -> Workspace:
+    settings = None
+    if store_url:
+        settings = Settings(store_url=store_url, artifacts_url=str(project / ".gyre" / "objects"))
+    return Workspace.open(project, settings=settings)
+
+
+@pytest.mark.postgres
+def test_killed_sql_ingests_resume_without_loss_or_duplicates(
+    tmp_path: Path, workspace_store_url: str | None
+) -> None:
+    """An ERP table read incrementally by cursor, killed mid-read and mid-commit."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import postgres_database
+
+    rows = 60_000
+    with postgres_database() as erp_url:
+        engine = create_engine(erp_url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), "
+                    "updated_at timestamp)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO orders SELECT g, g % 997 / 10.0, "
+                    "timestamp '2024-01-01' + g * interval '1 second' "
+                    "FROM generate_series(1, :n) g"
+                ),
+                {"n": rows},
+            )
+        engine.dispose()
+        project = tmp_path / "erp"
+        project.mkdir()
+        (project / "gyre.yaml").write_text(
+            "project: erp\nsources:\n  orders:\n"
+            f"    {{type: sql, url: '{erp_url}', table: orders, mode: incremental,"
+            " cursor: updated_at, key: [id], batch_rows: 4000}\n"
+        )
+        env = dict(os.environ)
+        if workspace_store_url:
+            env["GYRE_STORE_URL"] = workspace_store_url
+        rng = random.Random(20261127)
+        kills = _kill_at_random(lambda: _gyre(project, env, "orders"), rng, 6, 3.0)
+        assert _gyre(project, env, "orders").wait(600) == 0
+        assert kills >= 1, "no run was interrupted; the kill points need to be earlier"
+
+        ws = _open(project, workspace_store_url)
+        ids = ws.read_dataset("orders")["id"].to_pylist()
+        assert len(ids) == rows and set(ids) == set(range(1, rows + 1))
+        versions = ws.dataset_versions("orders")
+        assert sum(v.stats["accepted"] for v in versions) == rows
+        assert len(versions) == rows // 4000  # one version per batch, none repeated
+        ws.close()
+
+
+@pytest.mark.streams
+def test_killed_mqtt_followers_resume_without_loss_or_duplicates(
+    tmp_path: Path, workspace_store_url: str | None
+) -> None:
+    """A sensor publishes at a steady rate (QoS 1) while `gyre ingest --follow` is killed."""
+    import json
+    import threading
+    import uuid
+
+    from tests.conftest import require_service
+    from tests.integration.test_ingest_streams import mqtt_publish
+
+    require_service("Mosquitto", "127.0.0.1", 1883)
+    topic = f"gyre-test/{uuid.uuid4().hex}/temp"
+    project = tmp_path / "plant"
+    project.mkdir()
+    options = {
+        "type": "mqtt",
+        "topics": [topic],
+        "client_id": f"gyre-test-{uuid.uuid4().hex[:12]}",
+        "batch_messages": 150,
+        "batch_seconds": 0.2,
+        "idle_seconds": 1.5,
+    }
+    (project / "gyre.yaml").write_text(
+        f"project: plant\nsources:\n  readings:\n    {json.dumps(options)}\n"
+    )
+    env = dict(os.environ)
+    if workspace_store_url:
+        env["GYRE_STORE_URL"] = workspace_store_url
+    assert _gyre(project, env, "readings").wait(60) == 0  # the broker's session starts here
+
+    total = 3000
+    payloads = [json.dumps({"seq": i, "temp": 20 + i % 7}).encode() for i in range(1, total + 1)]
+
+    def publish() -> None:  # ~10 s of messages, spanning the kills
+        for start in range(0, total, 100):
+            mqtt_publish(topic, payloads[start : start + 100])
+            time.sleep(0.3)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    rng = random.Random(20261128)
+    kills = _kill_at_random(lambda: _gyre(project, env, "readings", "--follow"), rng, 6, 3.0)
+    publisher.join(120)
+    assert _gyre(project, env, "readings").wait(120) == 0  # drains what is left, then stops
+    assert kills >= 1
+
+    ws = _open(project, workspace_store_url)
+    seqs = [int(s) for s in ws.read_dataset("readings")["seq"].to_pylist()]
+    assert len(seqs) == total and set(seqs) == set(range(1, total + 1))
+    ws.close()
+
+
+@pytest.mark.streams
+def test_follow_stops_cleanly_on_sigterm_with_the_batch_in_hand_committed(
+    tmp_path: Path, workspace_store_url: str | None
+) -> None:
+    import json
+    import uuid
+
+    from tests.conftest import require_service
+    from tests.integration.test_ingest_streams import mqtt_publish
+
+    require_service("Mosquitto", "127.0.0.1", 1883)
+    topic = f"gyre-test/{uuid.uuid4().hex}/temp"
+    project = tmp_path / "plant"
+    project.mkdir()
+    options = {
+        "type": "mqtt",
+        "topics": [topic],
+        "client_id": f"gyre-test-{uuid.uuid4().hex[:12]}",
+        "batch_messages": 1000,
+        "batch_seconds": 60,  # only the stop can end this batch
+    }
+    (project / "gyre.yaml").write_text(
+        f"project: plant\nsources:\n  readings:\n    {json.dumps(options)}\n"
+    )
+    env = dict(os.environ)
+    if workspace_store_url:
+        env["GYRE_STORE_URL"] = workspace_store_url
+    assert _gyre(project, env, "readings").wait(60) == 0  # the broker's session starts here
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "gyre", "ingest", "readings", "--follow", "-p", str(project)],
+        env={**env, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert follower.stdout is not None
+    assert "following readings" in follower.stdout.readline()
+    mqtt_publish(topic, [json.dumps({"seq": i}).encode() for i in range(1, 51)])
+    time.sleep(1.0)  # let the follower receive them; the batch stays open for a minute
+    follower.send_signal(signal.SIGTERM)
+    out, _ = follower.communicate(timeout=30)
+    assert follower.returncode == 0, out
+    assert "50 rows in = 50 accepted" in out
+    ws = _open(project, workspace_store_url)
+    assert sorted(int(s) for s in ws.read_dataset("readings")["seq"].to_pylist()) == list(
+        range(1, 51)
+    )
     ws.close()

@@ -14,7 +14,7 @@ import traceback
 import typer
 
 from gyre import __version__
-from gyre.cli import inspect_cmds, stage_cmds
+from gyre.cli import ingest_history, inspect_cmds, stage_cmds
 from gyre.core.errors import GyreError
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ def _root(
 
 stage_cmds.register(app)
 inspect_cmds.register(app)
+ingest_history.register(app)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import typer
 from gyre.cli.output import console, print_json, table
 
 if TYPE_CHECKING:
+    from gyre.ingest.run import BatchReport
     from gyre.workspace import Workspace
 
 JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
@@ -101,6 +102,13 @@ def ingest(
     quarantine_limit: float = typer.Option(
         0.05, min=0.0, max=1.0, help="One-off form: refuse a batch above this refused share."
     ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Keep ingesting until Ctrl-C or SIGTERM: a stream commits a version per "
+        "micro-batch; a file or SQL source is polled every poll_seconds.",
+    ),
     json: bool = JSON,
     project: Path = PROJECT,
 ) -> None:
@@ -116,6 +124,11 @@ def ingest(
         raise UsageError("name one SOURCE (or a file with --name) or pass --all")
     if contract is not None and name is None:
         raise UsageError("--contract goes with the one-off form: PATH --name NAME")
+    if follow:
+        if all_sources or name is not None:
+            raise UsageError("--follow takes one declared SOURCE: gyre ingest SOURCE --follow")
+        _follow(source, json=json, project=project)
+        return
     with _workspace(project, quiet=json) as ws:
         if name is not None:
             reports = [
@@ -140,8 +153,60 @@ def ingest(
                 for b in report.batches
             ],
         )
+        for batch in report.batches:
+            for event in batch.schema_drift:
+                if event["change"] == "new_table":
+                    continue  # the first batch creating the dataset is not news
+                console.print(f"schema drift in {batch.file}: {_drift_line(event)}")
         if report.skipped:
             console.print(f"skipped {len(report.skipped)} file(s) already ingested")
+
+
+def _drift_line(event: dict[str, Any]) -> str:
+    """One drift event as a person reads it: what changed, then the mode and what it did."""
+    column = f"column {event['column']}: " if event.get("column") else ""
+    return f"{column}{event['detail']} ({event['mode']}: {event['action'].replace('_', ' ')})"
+
+
+def _follow(source: str, *, json: bool, project: Path) -> None:
+    """Run ``source`` until Ctrl-C or SIGTERM; each committed batch is printed as it lands."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def ask_to_stop(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: leave now; the uncommitted batch is redelivered
+            raise KeyboardInterrupt
+        stop.set()
+        if not json:
+            console.print("stopping: committing the batch in hand (Ctrl-C again to abandon it)")
+
+    def show(batch: BatchReport) -> None:
+        if json:
+            print_json(batch.as_dict())
+        else:
+            console.print(
+                f"{batch.dataset_version}: {batch.rows_in} in = {batch.accepted} accepted + "
+                f"{batch.quarantined} quarantined + {batch.deduplicated} deduplicated "
+                f"[dim]({batch.file})[/dim]"
+            )
+
+    previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _workspace(project, quiet=True) as ws:
+            if not json:
+                console.print(f"following {source} (Ctrl-C or SIGTERM stops it cleanly)")
+            report = ws.follow(source, stop=stop, on_batch=show)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not json:
+        console.print(
+            f"{report.source}: {report.rows_in} rows in = {report.accepted} accepted + "
+            f"{report.quarantined} quarantined + {report.deduplicated} deduplicated "
+            f"in {len(report.batches)} batch(es)"
+        )
 
 
 def prepare(
@@ -414,9 +479,11 @@ def contract_infer(
 
 
 def register(app: typer.Typer) -> None:
+    from gyre.cli.ingest_history import IngestCommand  # `gyre ingest history SOURCE`
+
     app.command()(init)
     app.command()(demo)
-    app.command()(ingest)
+    app.command(cls=IngestCommand)(ingest)
     app.command()(prepare)
     app.command()(train)
     app.command()(validate)

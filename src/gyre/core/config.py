@@ -99,6 +99,48 @@ class DedupConfig(_Frozen):
 
 PiiAction = Literal["keep", "mask", "hash", "drop"]
 
+DriftMode = Literal["evolve", "freeze", "discard_row", "discard_value"]
+TableDriftMode = Literal["evolve", "freeze"]
+_DRIFT_MODES = ("evolve", "freeze", "discard_row", "discard_value")
+
+
+class SchemaDriftConfig(_Frozen):
+    """What a source may change about its schema (dlt's schema-contract vocabulary).
+
+    ``tables``: may the source create its dataset (a source has exactly one, so the discard
+    modes have nothing to discard). ``columns``: new and missing columns. ``data_type``: values
+    that cannot be read as their column's type. See docs/ingest.md, "Schema drift".
+    """
+
+    tables: TableDriftMode = "evolve"
+    columns: DriftMode = "evolve"
+    data_type: DriftMode = "discard_row"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_mode_for_all(cls, value: Any) -> Any:
+        # `schema_drift: freeze` is short for the same mode everywhere it applies.
+        if not isinstance(value, str):
+            return value
+        if value not in _DRIFT_MODES:
+            raise ValueError(
+                f"expected one of {', '.join(_DRIFT_MODES)} or a mapping such as "
+                f"{{columns: evolve, data_type: discard_row}}, got '{value}'"
+            )
+        tables = value if value in ("evolve", "freeze") else "evolve"
+        return {"tables": tables, "columns": value, "data_type": value}
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _tables_cannot_discard(cls, value: Any) -> Any:
+        if value in ("discard_row", "discard_value"):
+            raise ValueError(
+                f"`{value}` does not apply to tables: a source writes one dataset, so a batch "
+                "cannot be partly kept; use evolve (the source may create its dataset) or "
+                "freeze (it may not)"
+            )
+        return value
+
 
 class SourceConfig(BaseModel):
     """Where raw data comes from. ``type`` names a source plugin (``csv``, ``sql``, ...).
@@ -114,6 +156,8 @@ class SourceConfig(BaseModel):
     quarantine_limit: float = Field(default=0.05, ge=0.0, le=1.0)
     dedup: DedupConfig | None = None
     pii: dict[str, PiiAction] = Field(default_factory=dict)
+    schema_drift: SchemaDriftConfig = SchemaDriftConfig()
+    poll_seconds: float = Field(default=10.0, gt=0.0)  # --follow: look for new batches so often
     description: str | None = None
 
     @property

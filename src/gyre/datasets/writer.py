@@ -3,7 +3,9 @@
 Rows are cut into parts of ``part_rows`` rows and each part into row groups of at most
 :data:`ROW_GROUP_ROWS`; only one row group is held in memory and each part is written to a
 temporary file before it is stored, so a table or a stream of record batches of any size is
-written in bounded memory.
+written in bounded memory. A table already in memory is written part by part on
+:data:`WRITE_THREADS` threads (encoding and compressing Parquet releases the GIL), which gives
+the same parts as writing them one after the other.
 
 Content ids must depend on the rows alone, so every Parquet setting that changes the bytes is
 pinned here (zstd at a fixed level, format 2.6, page version 1, dictionary encoding on) and the
@@ -19,6 +21,7 @@ pyarrow upgrade may change ids of newly written data, never the data behind an e
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +36,8 @@ from gyre.datasets.manifest import DatasetManifest, PartRef, save_manifest
 
 PART_ROWS = 1_000_000
 ROW_GROUP_ROWS = 128 * 1024
+WRITE_THREADS = min(2, os.cpu_count() or 1)
+"""Parts of an in-memory table written at once (each holds one row group in memory)."""
 
 # Everything that changes the bytes of a part, pinned so that ids stay stable across defaults.
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -54,8 +59,34 @@ def write_table(
     parent: str | None = None,
 ) -> DatasetManifest:
     """Store ``table`` as Parquet parts and return the (unsaved) manifest listing them."""
+    if WRITE_THREADS > 1 and table.num_rows > part_rows >= 1:
+        return _write_parts_concurrently(artifacts, table, part_rows, parent)
     return write_batches(
         artifacts, table.schema, table.to_batches(), part_rows=part_rows, parent=parent
+    )
+
+
+def _write_parts_concurrently(
+    artifacts: ArtifactStore, table: pa.Table, part_rows: int, parent: str | None
+) -> DatasetManifest:
+    """:func:`write_table` with each part written and stored on a thread of its own.
+
+    A part's row groups start at its first row whichever thread writes it, so the bytes, and
+    the content ids, are those a single writer gives.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write_part(start: int) -> list[PartRef]:
+        writer = _PartWriter(artifacts, table.schema, part_rows, first_row=start)
+        with writer:
+            for batch in table.slice(start, part_rows).to_batches():
+                writer.add(batch)
+        return writer.parts
+
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="gyre-parts") as pool:
+        written = list(pool.map(write_part, range(0, table.num_rows, part_rows)))
+    return DatasetManifest.build(
+        table.schema, [part for parts in written for part in parts], parent
     )
 
 
@@ -194,10 +225,13 @@ class _PartWriter:
     is made contiguous before it is written, so the Parquet bytes depend on the rows alone.
     """
 
-    def __init__(self, artifacts: ArtifactStore, schema: pa.Schema, part_rows: int) -> None:
+    def __init__(
+        self, artifacts: ArtifactStore, schema: pa.Schema, part_rows: int, *, first_row: int = 0
+    ) -> None:
         self.artifacts = artifacts
         self.schema = schema
         self.part_rows = part_rows
+        self.first_row = first_row  # of the whole table, for messages
         self.group_rows = min(part_rows, ROW_GROUP_ROWS)
         self.parts: list[PartRef] = []
         self._pending: list[pa.RecordBatch] = []
@@ -248,7 +282,7 @@ class _PartWriter:
         try:
             self._writer.write_table(group, row_group_size=group.num_rows)
         except pa.ArrowException as exc:
-            first = sum(part.rows for part in self.parts) + self._part_written
+            first = self.first_row + sum(part.rows for part in self.parts) + self._part_written
             raise DataError(
                 f"rows {first}..{first + group.num_rows - 1} cannot be written as Parquet: {exc}",
                 hint="check that non-nullable columns hold no nulls and the types are supported",

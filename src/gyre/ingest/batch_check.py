@@ -1,12 +1,15 @@
 """Holding one batch, already read, to its contract: accepted rows, quarantine, the limit.
 
 Shared by every source: files (:func:`gyre.ingest.csv_batch.ingest_batch` reads then calls
-:func:`check_batch`) and the plugin-driven ingest stage. Records a reader could not turn into
+:func:`check_batch`) and the plugin-driven ingest stage, whose schema-drift step
+(:mod:`gyre.ingest.drift`) hands over what it already refused (:func:`check_batch_counting`,
+or :func:`split_found` for a source without a contract). Records a reader could not turn into
 rows at all (ragged CSV lines, malformed JSON) join the quarantine under rule ``columns``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -17,10 +20,27 @@ from gyre.ingest.csv_batch import BatchResult, RawBatch, check_header, malformed
 
 if TYPE_CHECKING:
     from gyre.ingest.contract import Contract
+    from gyre.ingest.violations import Violations
 
 
 def check_batch(raw: RawBatch, contract: Contract, quarantine_limit: float) -> BatchResult:
     """Split ``raw`` by ``contract``; raise :class:`QuarantineLimitError` past the limit."""
+    return check_batch_counting(raw, contract, quarantine_limit)[0]
+
+
+def check_batch_counting(
+    raw: RawBatch,
+    contract: Contract,
+    quarantine_limit: float,
+    *,
+    found: Violations | None = None,
+    null_unparsable: Collection[str] = (),
+) -> tuple[BatchResult, Mapping[str, int]]:
+    """:func:`check_batch`, plus the unreadable values stored as null, per column.
+
+    ``found`` and ``null_unparsable`` are passed to :func:`gyre.ingest.contract.check` (what
+    schema drift found in the rows already; columns whose unreadable values become null).
+    """
     from gyre.ingest.contract import check
 
     name = raw.file
@@ -29,7 +49,9 @@ def check_batch(raw: RawBatch, contract: Contract, quarantine_limit: float) -> B
         # An empty JSON array or Parquet file without columns: nothing to check, nothing wrong.
         table = pa.table({c: pa.array([], pa.string()) for c in contract.column_names})
     check_header(table, contract, raw)
-    result = check(table, contract, raw.lines, file=name)
+    result = check(
+        table, contract, raw.lines, file=name, found=found, null_unparsable=null_unparsable
+    )
     quarantine = _with_malformed(result.quarantine, raw)
     n_malformed = raw.malformed.num_rows
     batch = BatchResult(
@@ -42,8 +64,8 @@ def check_batch(raw: RawBatch, contract: Contract, quarantine_limit: float) -> B
         quarantine=quarantine,
         quarantined_rows=result.quarantined_rows,
     )
-    _enforce_limit(batch, raw, quarantine_limit)
-    return batch
+    enforce_limit(batch, raw, quarantine_limit)
+    return batch, result.nulled
 
 
 def malformed_only(raw: RawBatch, quarantine_limit: float) -> BatchResult:
@@ -62,7 +84,34 @@ def malformed_only(raw: RawBatch, quarantine_limit: float) -> BatchResult:
         quarantine=quarantine,
         quarantined_rows=raw.table.slice(0, 0),
     )
-    _enforce_limit(batch, raw, quarantine_limit)
+    enforce_limit(batch, raw, quarantine_limit)
+    return batch
+
+
+def split_found(
+    raw: RawBatch, table: pa.Table, found: Violations, quarantine_limit: float
+) -> BatchResult:
+    """No contract, but rows already found to break something (schema drift): those rows are
+    refused, the rest of ``table`` (``raw.table`` with its columns as the policy left them) is
+    accepted as it is. Unreadable records are refused too."""
+    from gyre.ingest.violations import quarantine_table
+
+    bad = found.bad_rows(table.num_rows)
+    good = pc.invert(bad)
+    quarantine = _with_malformed(quarantine_table(found, raw.lines, raw.file), raw)
+    refused = raw.table.filter(bad).append_column("_line", raw.lines.filter(bad))
+    n_malformed = raw.malformed.num_rows
+    batch = BatchResult(
+        file=raw.file,
+        rows_in=table.num_rows + n_malformed,
+        accepted=table.num_rows - refused.num_rows,
+        quarantined=refused.num_rows + n_malformed,
+        accepted_table=table.filter(good),
+        accepted_lines=raw.lines.filter(good),
+        quarantine=quarantine,
+        quarantined_rows=refused,
+    )
+    enforce_limit(batch, raw, quarantine_limit)
     return batch
 
 
@@ -73,7 +122,8 @@ def _with_malformed(quarantine: pa.Table, raw: RawBatch) -> pa.Table:
     return merged.take(pc.sort_indices(merged["line"]))
 
 
-def _enforce_limit(batch: BatchResult, raw: RawBatch, quarantine_limit: float) -> None:
+def enforce_limit(batch: BatchResult, raw: RawBatch, quarantine_limit: float) -> None:
+    """Raise :class:`QuarantineLimitError` when the batch refused more than the limit allows."""
     if batch.share_quarantined <= quarantine_limit:
         return
     rules = "; ".join(f"{col} {rule} ({n} rows)" for col, rule, n in batch.top_rules())

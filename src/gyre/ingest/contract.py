@@ -48,10 +48,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -325,6 +327,8 @@ class ContractResult:
     quarantined_rows: pa.Table
     """The quarantined input rows exactly as given, plus ``_line``: what a replay needs."""
     rows_in: int
+    nulled: Mapping[str, int] = field(default_factory=dict)
+    """Per column, values that did not parse and were stored as null (``null_unparsable``)."""
 
     @property
     def accepted(self) -> int:
@@ -346,6 +350,8 @@ def check(
     *,
     file: str | None = None,
     now: dt.datetime | None = None,
+    found: Violations | None = None,
+    null_unparsable: Collection[str] = (),
 ) -> ContractResult:
     """Split ``table`` into accepted (typed) rows and quarantine records.
 
@@ -355,6 +361,11 @@ def check(
     declared column is missing, or an undeclared one is present and ``extra_columns: error``,
     and when the batch breaks ``rows`` or ``freshness`` (judged at ``now``, default: the current
     UTC time; a naive ``now`` is taken as UTC).
+
+    ``found`` holds violations the caller already found in these rows (schema drift): they are
+    quarantined with the rest. In ``null_unparsable`` columns a value that does not parse as the
+    column's type becomes null (counted in ``nulled``) instead of breaking rule ``type``; null
+    then faces the column's nullability like any other.
     """
     n = table.num_rows
     check_row_count(contract, n, file)
@@ -364,7 +375,8 @@ def check(
         raise ValueError(f"{len(positions)} positions for {n} rows")
     _check_columns(table, contract, file)
 
-    found = Violations([], [], [], [], [])
+    found = Violations([], [], [], [], []) if found is None else found.copy()
+    nulled: dict[str, int] = {}
     typed_columns: dict[str, pa.Array] = {}
     key_parts = set(contract.primary_key or ())
     for spec in contract.columns:
@@ -372,6 +384,12 @@ def check(
         is_null = _null_mask(raw, contract.null_values)
         value = pc.if_else(is_null, pa.scalar(None, pa.string()), raw)
         typed, failed = parse_column(value, spec.type)
+        if spec.name in null_unparsable:
+            count = int(pc.sum(failed).as_py() or 0)
+            if count:
+                nulled[spec.name] = count
+                is_null = pc.or_(is_null, failed)
+                failed = pa.array(np.zeros(n, dtype=bool))
         typed_columns[spec.name] = typed
         name = spec.name
         if name in key_parts:
@@ -407,6 +425,7 @@ def check(
         quarantine=quarantine,
         quarantined_rows=quarantined_rows,
         rows_in=n,
+        nulled=nulled,
     )
 
 

@@ -24,6 +24,7 @@ from gyre.ingest.sources import IncomingBatch
 
 if TYPE_CHECKING:
     from gyre.core.context import StageContext
+    from gyre.ingest.csv_batch import RawBatch
 
 FORMAT_OF_TYPE = {
     "csv": "csv",
@@ -88,8 +89,6 @@ class FileSource:
         options: BaseModel,
         state: Mapping[str, Any],
     ) -> Iterator[IncomingBatch]:
-        from gyre.ingest.formats import read_batch
-
         assert isinstance(options, FileOptions)
         fmt = FORMAT_OF_TYPE.get(type_name) or options.format
         files = dict(state.get("files", {}))
@@ -98,8 +97,7 @@ class FileSource:
         ]
         task = ctx.progress.task(f"ingest {name}", total=len(pending)) if pending else None
         for shown, location in pending:
-            raw_id = _store_raw(ctx, location, shown)
-            raw = read_batch(location, format=fmt, display_name=shown)
+            raw_id, raw = _store_and_read(ctx, location, shown, fmt)
             files[shown] = {"content_id": raw_id}
             yield IncomingBatch(
                 label=shown,
@@ -115,6 +113,26 @@ class FileSource:
                 task.advance()
         if task is not None:
             task.close()
+
+
+def _store_and_read(
+    ctx: StageContext, location: str, shown: str, fmt: str | None
+) -> tuple[str, RawBatch]:
+    """Store the file's exact bytes and read it: (their content id, the batch).
+
+    A local uncompressed file is read from disk once and the stored bytes are the very bytes
+    parsed (a 1 GB file used to be read twice); others are stored as they are (compressed)
+    and read again through fsspec.
+    """
+    from gyre.ingest.csv_batch import read_local_bytes
+    from gyre.ingest.formats import is_compressed, parse_batch, read_batch
+
+    if not _is_url(location) and not is_compressed(location):
+        data = read_local_bytes(Path(location), shown)
+        raw_id = ctx.artifacts.put_bytes(data)
+        return raw_id, parse_batch(data, location, format=fmt, display_name=shown)
+    raw_id = _store_raw(ctx, location, shown)
+    return raw_id, read_batch(location, format=fmt, display_name=shown)
 
 
 def _store_raw(ctx: StageContext, location: str, shown: str) -> str:

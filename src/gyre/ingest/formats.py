@@ -98,15 +98,51 @@ def read_batch(
     """
     location = str(path)
     name = display_name or location
+    _check_format(format, name)
+    data = _read(path, name)
+    return parse_batch(
+        data,
+        location,
+        format=format,
+        display_name=name,
+        encoding=encoding,
+        delimiter=delimiter,
+        header=header,
+    )
+
+
+def parse_batch(
+    data: bytes,
+    location: str,
+    *,
+    format: str | None = None,
+    display_name: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> RawBatch:
+    """:func:`read_batch` for a file whose (uncompressed) bytes the caller already holds.
+
+    ``location`` chooses the format by its extension, as in :func:`read_batch`.
+    """
+    name = display_name or location
+    _check_format(format, name)
+    chosen = format or format_for(location) or _sniff_format(data)
+    reader = _READERS[chosen]
+    return reader(data, name, encoding=encoding, delimiter=delimiter, header=header)
+
+
+def is_compressed(path: str | Path) -> bool:
+    """Whether the file's extension says it is compressed (``read_batch`` decompresses it)."""
+    return any(str(path).lower().endswith(ext) for ext in _COMPRESSED)
+
+
+def _check_format(format: str | None, name: str) -> None:
     if format is not None and format not in _READERS:
         raise SourceError(
             f"{name}: unknown format '{format}'",
             hint=f"use one of: {', '.join(sorted(_READERS))}",
         )
-    data = _read(path, name)
-    chosen = format or format_for(location) or _sniff_format(data)
-    reader = _READERS[chosen]
-    return reader(data, name, encoding=encoding, delimiter=delimiter, header=header)
 
 
 def format_for(path: str | Path) -> str | None:
@@ -454,6 +490,43 @@ def _batch(
         encoding=encoding,
         positions=kind,
     )
+
+
+def json_messages_batch(
+    messages: list[tuple[int, bytes]], name: str, *, fmt: str = "json"
+) -> RawBatch:
+    """Rows from messages that each hold one JSON object (a stream's payloads).
+
+    ``messages`` pairs each payload with its position (a stream offset); the rows read as a
+    JSON Lines file's would (nested objects flattened, values as text, numbers as written), and
+    a payload that is not UTF-8 or not one JSON object becomes a malformed record at its
+    position instead of stopping the batch.
+    """
+    rows: list[dict[str, str | None]] = []
+    positions: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    for position, payload in messages:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            shown = payload.decode("utf-8", errors="replace")
+            bad.append((position, shown, f"not UTF-8 (byte {exc.start}): {exc.reason}"))
+            continue
+        try:
+            record = _loads(text)
+        except RecursionError:
+            bad.append((position, text, "JSON nested too deeply to read"))
+            continue
+        except json.JSONDecodeError as exc:
+            bad.append((position, text, f"invalid JSON at column {exc.colno}: {exc.msg}"))
+            continue
+        row, problem = _flat_row(record, "message")
+        if problem is None:
+            rows.append(row)
+            positions.append(position)
+        else:
+            bad.append((position, text, problem))
+    return _batch(name, rows, positions, bad, fmt, "utf-8", "record")
 
 
 def _no_columns(n: int) -> pa.Table:

@@ -4,7 +4,10 @@ Arrow's own cast fails the whole column on the first bad value, and a batch must
 because one row says ``abc`` where a number belongs. So each value is first screened with a
 vectorised regular expression for its type's syntax; only values that pass are cast, and
 values that still fail (a day 30 in February, an int beyond 64 bits) are isolated by bisection,
-which costs a few extra casts per bad value, never a Python loop over the good ones.
+which costs a few extra casts per bad value, never a Python loop over the good ones. For dates
+and timestamps, where such values are common (month 13, 30 February), the values whose month,
+day or time is out of range are found first with numpy and cast on their own, so the rest is
+cast once instead of being bisected around every bad value.
 
     typed, failed = parse_column(pa.array(["1", "x", None]), "int")
     # typed = [1, null, null]; failed = [false, true, false] (null is not a parse failure)
@@ -40,7 +43,14 @@ _TIMESTAMP = (
 _OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
-_FAST = ("int", "float", "date", "bool")
+_FAST = ("int", "float", "date", "bool", "timestamp")
+_AROUND = ("int", "float", "date", "timestamp")
+# Arrow casts "YYYY-MM-DD hh" (13 bytes) to a timestamp; the screen wants minutes too.
+_HOUR_ONLY_LENGTH = 13
+# Below this many values plain bisection is cheap enough.
+_SUSPECT_MIN_VALUES = 4096
+# Longest month lengths (February 29); a 29 February outside leap years is checked apart.
+_DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int16)
 
 
 def parse_column(values: pa.Array, column_type: ColumnType) -> tuple[pa.Array, pa.Array]:
@@ -49,6 +59,8 @@ def parse_column(values: pa.Array, column_type: ColumnType) -> tuple[pa.Array, p
         return values, pa.array(np.zeros(len(values), dtype=bool))
     typed = _fast_path(values, column_type)
     if typed is None:
+        typed = _around_suspects(values, column_type)
+    if typed is None:
         typed = _slow_path(values, column_type)
     failed = pc.and_(values.is_valid(), typed.is_null())
     return typed, failed
@@ -56,8 +68,9 @@ def parse_column(values: pa.Array, column_type: ColumnType) -> tuple[pa.Array, p
 
 def _fast_path(values: pa.Array, column_type: ColumnType) -> pa.Array | None:
     # Most columns are clean, and a plain cast is many times cheaper than screening. For these
-    # types Arrow's syntax is a subset of the screens below, so when the whole cast succeeds
-    # the result is what the slow path would give.
+    # types Arrow's syntax is a subset of the screens below once the forms it takes and they
+    # refuse are ruled out (hexadecimal ints, timestamps without minutes), so when the whole
+    # cast succeeds the result is what the slow path would give.
     if column_type not in _FAST:
         return None
     try:
@@ -66,7 +79,53 @@ def _fast_path(values: pa.Array, column_type: ColumnType) -> pa.Array | None:
         return None
     if column_type == "float":
         typed = _finite(typed)
+    if column_type == "int" and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py():
+        return None  # Arrow reads "0x1F" as 31; the contract's ints are decimal digits
+    if (
+        column_type == "timestamp"
+        and pc.any(pc.equal(pc.binary_length(values), _HOUR_ONLY_LENGTH)).as_py()
+    ):
+        return None
     return typed
+
+
+def _around_suspects(values: pa.Array, column_type: ColumnType) -> pa.Array | None:
+    """A big column with a few bad values: the fast path for most, the slow for the rest.
+
+    Values that look plain are cast in one go: digits (with a leading sign and one point for
+    floats), ``YYYY-MM-DD[ hh:mm[:ss]]`` with every field in range for dates and timestamps.
+    Only the others (``seven``, ``1e5``, `` 7``, ``2024-13-05``) are screened, so the
+    screens' regular expressions and any bisection run on a few values, not millions. The
+    split is a guess that Arrow checks: if the plain ones do not all cast, None, and the slow
+    path takes everything, as before.
+    """
+    if column_type not in _AROUND or len(values) < _SUSPECT_MIN_VALUES:
+        return None
+    if column_type in ("date", "timestamp"):
+        out_of_range, other_shape = _calendar_suspects(values, date_only=column_type == "date")
+        suspect = pa.array(out_of_range | other_shape)
+    else:
+        text = values
+        if column_type == "float":
+            text = pc.replace_substring(
+                pc.utf8_ltrim(text, characters="+-"),
+                pattern=".",
+                replacement="",
+                max_replacements=1,
+            )
+        suspect = pc.invert(pc.ascii_is_decimal(text).fill_null(True))
+    count = pc.sum(suspect).as_py() or 0
+    if count == 0 or count > len(values) // 8:
+        return None
+    try:
+        typed = pc.if_else(suspect, pa.scalar(None, values.type), values).cast(
+            ARROW_TYPES[column_type]
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    decided = _slow_path(values.filter(suspect), column_type)
+    typed = pc.replace_with_mask(typed, suspect, decided)
+    return _finite(typed) if column_type == "float" else typed
 
 
 def _slow_path(values: pa.Array, column_type: ColumnType) -> pa.Array:
@@ -120,7 +179,91 @@ def _safe_cast(values: pa.Array, target: pa.DataType) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         if len(values) == 1:
             return pa.nulls(1, target)
+    if pa.types.is_temporal(target) and len(values) >= _SUSPECT_MIN_VALUES:
+        typed = _cast_around_suspects(values, target)
+        if typed is not None:
+            return typed
     half = len(values) // 2
     return pa.concat_arrays(
         [_safe_cast(values.slice(0, half), target), _safe_cast(values.slice(half), target)]
     )
+
+
+def _cast_around_suspects(values: pa.Array, target: pa.DataType) -> pa.Array | None:
+    """Cast screened date/timestamp text around its likely bad values; None to bisect instead.
+
+    Bisection costs a cast of the whole column per level until each bad value is alone, about
+    log2(n / bad) full casts plus two small ones per bad value. Here the values with a field out
+    of range (month 13, 30 February, 24:00) are null at once: Arrow refuses every one of them
+    (the tests hold the two to agreeing value by value). Values of another shape than plain
+    ``YYYY-MM-DD[ hh:mm[:ss]]`` (fractions, offsets) are cast apart, and the rest in one go;
+    a cast that fails means the guess was wrong, and None leaves it to bisection.
+    """
+    out_of_range, other_shape = _calendar_suspects(values, date_only=target == pa.date32())
+    unsure = int(other_shape.sum())
+    if not out_of_range.any() and not unsure:
+        return None  # the failure is elsewhere: bisect as before
+    if unsure > len(values) // 8:
+        return None  # a column of other shapes: bisect as before
+    set_aside = pa.array(out_of_range | other_shape)
+    try:
+        typed = pc.if_else(set_aside, pa.scalar(None, values.type), values).cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if unsure:
+        shaped = pa.array(other_shape)
+        typed = pc.replace_with_mask(typed, shaped, _safe_cast(values.filter(shaped), target))
+    return typed
+
+
+def _calendar_suspects(
+    values: pa.Array, *, date_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of (plain values with a field out of range, valid values of another shape).
+
+    Plain values are 10 bytes (``YYYY-MM-DD``), or for timestamps also 16 or 19 with a space or
+    ``T`` after the date (minutes, seconds). Their fields are read straight from the Arrow
+    buffers with numpy: no Python loop and no copy of the text. On screened text a field out of
+    range means Arrow refuses the value; on raw text it only makes the value a suspect (a value
+    with spaces around it reads as nonsense here and is still a date to the screen).
+    """
+    n = len(values)
+    valid: np.ndarray = values.is_valid().to_numpy(zero_copy_only=False)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+    offsets = offsets[values.offset : values.offset + n + 1]
+    text = values.buffers()[2]
+    data = np.frombuffer(text, dtype=np.uint8) if text is not None else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    plain_shape = lengths == 10
+    if not date_only:
+        plain_shape |= (lengths == 16) | (lengths == 19)
+    other_shape: np.ndarray = valid & ~plain_shape
+    plain = np.flatnonzero(valid & plain_shape)
+    starts = offsets[plain]
+
+    def field(at: int, where: np.ndarray) -> np.ndarray:
+        # Two ASCII digits as a number: 10 * (a - 48) + (b - 48).
+        tens = data[where + at].astype(np.int16)
+        result: np.ndarray = tens * 10 + data[where + at + 1] - 528
+        return result
+
+    month, day = field(5, starts), field(8, starts)
+    bad = (month < 1) | (month > 12) | (day < 1)
+    bad |= day > _DAYS_IN_MONTH[np.clip(month, 0, 12)]
+    leap_day = np.flatnonzero((month == 2) & (day == 29))
+    if len(leap_day):
+        year = field(0, starts[leap_day]) * 100 + field(2, starts[leap_day])
+        bad[leap_day] |= (year % 4 != 0) | ((year % 100 == 0) & (year % 400 != 0))
+    timed = np.flatnonzero(lengths[plain] >= 16)
+    if len(timed):
+        at = starts[timed]
+        # "2024-01-01+02:00" is 16 bytes too: a date with an offset, not a time.
+        separated = np.isin(data[at + 10], (ord(" "), ord("T")))
+        other_shape[plain[timed[~separated]]] = True
+        bad_time = (field(11, at) > 23) | (field(14, at) > 59)
+        seconds = lengths[plain[timed]] == 19
+        bad_time[seconds] |= field(17, at[seconds]) > 59
+        bad[timed] |= bad_time & separated
+    out_of_range = np.zeros(n, dtype=bool)
+    out_of_range[plain[bad]] = True
+    return out_of_range, other_shape

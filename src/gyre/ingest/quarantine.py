@@ -2,10 +2,12 @@
 
 Each source's refused rows live in the dataset ``<source>.quarantine``, one record per broken
 rule (file, line or record number, column, rule, value, reason) plus ``raw``: the whole row as
-read, as JSON. After the contract or the upstream data is fixed, ``replay`` holds every
-refused row to the *current* contract again: rows that now pass become the next version of the
-source (through the same dedup and PII handling as any batch), and the next version of the
-quarantine keeps only the rows that still fail. Both versions commit in one transaction.
+read, as JSON; ``position``: the source's own name for the record where it has one (a SQL row's
+key, a REST page and item, a stream's entry id); and ``quarantined_at``. After the contract or
+the upstream data is fixed, ``replay`` holds every refused row to the *current* contract again:
+rows that now pass become the next version of the source (through the same dedup and PII
+handling as any batch), and the next version of the quarantine keeps only the rows that still
+fail. Both versions commit in one transaction.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ import pyarrow.compute as pc
 from gyre.core.errors import NotFoundError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
     from sqlalchemy import Connection
 
     from gyre.core.context import StageContext
 
 RAW_COLUMN = "raw"
+POSITION_COLUMN = "position"
+TIME_COLUMN = "quarantined_at"
 SUFFIX = ".quarantine"
 
 
@@ -46,6 +53,22 @@ def attach_raw_rows(quarantine: pa.Table, quarantined_rows: pa.Table) -> pa.Tabl
         }
     raw = [by_line.get(line) for line in quarantine["line"].to_pylist()]
     return quarantine.append_column(RAW_COLUMN, pa.array(raw, pa.string()))
+
+
+def stamp(
+    quarantine: pa.Table, names: Mapping[int, str] | None, at: datetime | None = None
+) -> pa.Table:
+    """Add ``position`` (the source's own name for each record's place, where it has one:
+    ``orders#id=42``, a Redis entry id, ``p3:1207``) and ``quarantined_at`` (UTC)."""
+    from datetime import UTC
+    from datetime import datetime as clock
+
+    lines = quarantine["line"].to_pylist()
+    position = [None if names is None or line is None else names.get(line) for line in lines]
+    when = at or clock.now(UTC)
+    return quarantine.append_column(POSITION_COLUMN, pa.array(position, pa.string())).append_column(
+        TIME_COLUMN, pa.array([when] * quarantine.num_rows, pa.timestamp("us", tz="UTC"))
+    )
 
 
 @dataclass(frozen=True)
@@ -107,8 +130,10 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
     from gyre.datasets.catalog import get_version, register_version, stage_version
     from gyre.datasets.reader import read_table
     from gyre.datasets.writer import append, write_table
-    from gyre.ingest.contract import check, load_contract
+    from gyre.ingest.contract import load_contract
+    from gyre.ingest.csv_batch import MALFORMED_SCHEMA, RawBatch
     from gyre.ingest.run import deduplicate_against, latest_version, protect_pii
+    from gyre.ingest.schema_step import conform_to_stored, hold_batch
 
     config = ctx.config.source(source)
     if config.contract is None:
@@ -145,16 +170,28 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
             if rows
             else pa.table({c: pa.array([], pa.string()) for c in contract.column_names})
         )
-        positions = pa.array(range(len(keys)), pa.int64())
-        result = check(table, contract, positions, file="replay")
-        fixed = {keys[i] for i in result.accepted_positions.to_pylist()}
-        accepted, deduplicated, stored = result.accepted_table, 0, None
+        # Replayed rows meet the schema step as any batch does: the contract plus what schema
+        # drift evolved, under the source's policy (a refused row simply stays quarantined).
+        raw = RawBatch(
+            file="replay",
+            table=table,
+            lines=pa.array(range(len(keys)), pa.int64()),
+            malformed=MALFORMED_SCHEMA.empty_table(),
+            positions="record",
+        )
         base = latest_version(ctx, source)
+        held = hold_batch(
+            ctx, source, config.model_copy(update={"quarantine_limit": 1.0}), raw, contract, base
+        )
+        result = held.result
+        fixed = {keys[i] for i in result.accepted_lines.to_pylist()}
+        accepted, deduplicated, stored = result.accepted_table, 0, None
         if accepted.num_rows:
             if base is not None:
                 run.input(dataset_node(source, base.record.version), version=base.record.content_id)
             accepted, deduplicated, stored = deduplicate_against(ctx, config, accepted, base)
             accepted, _tags = protect_pii(ctx, config, accepted)
+            accepted, stored = conform_to_stored(ctx, base, accepted, stored)
         keep = pa.array([key not in fixed for key in where])
         remaining = records.filter(keep)
         stats = {
@@ -162,6 +199,7 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
             "accepted": accepted.num_rows,
             "deduplicated": deduplicated,
             "still_quarantined": len(keys) - len(fixed),
+            **held.stats,
         }
         outputs: list[Any] = []
         source_ref = None
@@ -184,6 +222,7 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
                 outputs.append(
                     register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
                 )
+                held.commit(ctx.store, conn, run_id=run.id, dataset_version=version)
 
             registered = register_version(ctx.store, staged, run_id=run.id, also=with_quarantine)
             source_ref = registered.ref

@@ -36,13 +36,33 @@ if TYPE_CHECKING:
 
 
 def _incoming(batch: SourceBatch, number: int) -> IncomingBatch:
+    names = batch.positions.to_pylist()
     return IncomingBatch(
         label=f"{batch.origin} batch {number}",
         table=batch.table,
-        positions=None,
+        positions=None,  # rows are numbered 1.. within the batch
         malformed=None,
         state=dict(batch.state),
+        position_names=_RowNames(names),
     )
+
+
+class _RowNames(Mapping[int, str]):
+    """Row number within the batch (1-based) -> the reader's position text, without a copy."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+
+    def __getitem__(self, line: int) -> str:
+        if not 1 <= line <= len(self._names):
+            raise KeyError(line)
+        return self._names[line - 1]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(1, len(self._names) + 1))
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class ReaderSource:

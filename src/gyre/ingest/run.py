@@ -3,17 +3,19 @@
 The source's plugin (``gyre.ingest.sources``) delivers batches it has not delivered before:
 new files, rows past the cursor, pages past the last one. Each batch is one ``ingest`` run:
 
-1. the contract splits it into accepted rows (cast to the declared types) and quarantined rows
-   (file, line, rule, value, reason); a batch whose quarantined share exceeds the source's
-   ``quarantine_limit`` fails and commits nothing;
+1. its schema is held to what the source knows under its ``schema_drift`` policy (new,
+   missing and retyped columns; :mod:`gyre.ingest.schema_step`), then the contract splits it
+   into accepted rows (cast to the declared types) and quarantined rows (file, line, rule,
+   value, reason); a batch whose quarantined share exceeds the source's ``quarantine_limit``
+   fails and commits nothing;
 2. duplicates are dropped: exact copies, and repeated primary keys within the batch and
    against what earlier batches stored (``dedup:``), counted, never silently;
 3. likely PII columns are detected and tagged in the schema, and the source's ``pii:`` policy
    masks, hashes or drops them;
 4. the accepted rows become the next version of the source's dataset (the previous version plus
    this batch), the refused rows the next version of ``<source>.quarantine``, and the source's
-   position (files seen, cursor, page) is committed in the same transaction as both, so a crash
-   at any moment never loses or repeats a batch.
+   position (files seen, cursor, page), its drift events and contract version are committed in
+   the same transaction as both, so a crash at any moment never loses or repeats a batch.
 
 Every batch reports rows in = accepted + quarantined + deduplicated.
 """
@@ -27,6 +29,8 @@ from gyre.core.lineage import dataset_node, source_node
 from gyre.core.runs import code_hash, track_run
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
     from pathlib import Path
 
     import pyarrow as pa
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from gyre.core.context import StageContext
     from gyre.datasets.catalog import DatasetVersion
     from gyre.ingest.contract import Contract
+    from gyre.ingest.schema_step import HeldSchema
     from gyre.ingest.sources import IncomingBatch
 
 QUARANTINE_SUFFIX = ".quarantine"
@@ -53,6 +58,8 @@ class BatchReport:
     quarantine_version: str | None
     run_id: str
     pii: dict[str, str] = field(default_factory=dict)
+    contract_version: int | None = None
+    schema_drift: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,9 +99,23 @@ class IngestReport:
         }
 
 
-def ingest_source(ctx: StageContext, name: str) -> IngestReport:
-    """Ingest every batch of the configured source ``name`` not ingested before."""
-    return ingest_with(ctx, name, ctx.config.source(name))
+def ingest_source(
+    ctx: StageContext,
+    name: str,
+    *,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> IngestReport:
+    """Ingest every batch of the configured source ``name`` not ingested before.
+
+    With ``follow`` it keeps going until ``stop`` is set: a stream keeps receiving, and a file
+    source looks for new files every ``poll_seconds``. ``on_batch`` hears of each committed
+    batch as it happens (a long-running follow reports as it goes).
+    """
+    return ingest_with(
+        ctx, name, ctx.config.source(name), follow=follow, stop=stop, on_batch=on_batch
+    )
 
 
 def ingest_path(
@@ -126,8 +147,18 @@ def ingest_path(
     return ingest_with(ctx, name, config)
 
 
-def ingest_with(ctx: StageContext, name: str, config: SourceConfig) -> IngestReport:
+def ingest_with(
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    *,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> IngestReport:
     """Ingest the new batches of a source described by ``config`` into dataset ``name``."""
+    import threading
+
     from gyre.ingest.contract import load_contract
     from gyre.ingest.sources import get_source, parse_options
 
@@ -135,16 +166,25 @@ def ingest_with(ctx: StageContext, name: str, config: SourceConfig) -> IngestRep
     options = parse_options(config.type, config.options)
     contract_path = ctx.config.resolve(config.contract) if config.contract else None
     contract = load_contract(contract_path) if contract_path else None
-    state = ctx.store.datasets.source_state(name)
+    stop = stop or threading.Event()
     report = IngestReport(source=name)
-    already = getattr(plugin, "already_ingested", None)
-    if already is not None:
-        report.skipped = list(already(ctx, options, state))
-    for batch in plugin.batches(ctx, name, config.type, options, state):
-        report.batches.append(
-            ingest_batch(ctx, name, config, batch, contract=contract, contract_path=contract_path)
-        )
-    return report
+    streaming = getattr(plugin, "streaming", False)
+    while True:
+        state = ctx.store.datasets.source_state(name)
+        already = getattr(plugin, "already_ingested", None)
+        if already is not None and not report.batches:
+            report.skipped = list(already(ctx, options, state))
+        extra = {"follow": follow, "stop": stop} if streaming else {}
+        for batch in plugin.batches(ctx, name, config.type, options, state, **extra):
+            done = ingest_batch(
+                ctx, name, config, batch, contract=contract, contract_path=contract_path
+            )
+            report.batches.append(done)
+            if on_batch is not None:
+                on_batch(done)
+        # A stream follows by itself; other sources are asked again for new batches.
+        if streaming or not follow or stop.wait(config.poll_seconds):
+            return report
 
 
 def ingest_batch(
@@ -159,6 +199,7 @@ def ingest_batch(
     """Run one batch through contract, dedup and PII into the next dataset version."""
     from gyre.datasets.catalog import register_version, stage_version
     from gyre.datasets.writer import append
+    from gyre.ingest.schema_step import conform_to_stored
 
     with track_run(
         ctx,
@@ -175,12 +216,15 @@ def ingest_batch(
         run.input(source_node(name))
         for node, node_version in batch.inputs:
             run.input(node, version=node_version)
-        accepted, quarantine, refused = _apply_contract(batch, contract, config.quarantine_limit)
         base = latest_version(ctx, name)
+        accepted, quarantine, refused, held = _apply_contract(
+            ctx, name, config, batch, contract, base
+        )
         if base is not None:
             run.input(dataset_node(name, base.record.version), version=base.record.content_id)
         accepted, deduplicated, base_table = deduplicate_against(ctx, config, accepted, base)
         accepted, pii_tags = protect_pii(ctx, config, accepted)
+        accepted, base_table = conform_to_stored(ctx, base, accepted, base_table)
         stats = {
             "batch": batch.label,
             **batch.details,
@@ -189,8 +233,9 @@ def ingest_batch(
             "quarantined": refused,
             "deduplicated": deduplicated,
             **({"pii": pii_tags} if pii_tags else {}),
+            **held.stats,
         }
-        if base_table is not None:  # keep: last replaced stored rows, so rewrite the version
+        if base_table is not None:  # keep: last replaced rows, or the schema grew: rewrite
             from gyre.datasets.writer import write_table
 
             manifest = write_table(ctx.artifacts, _concat(base_table, accepted))
@@ -236,8 +281,11 @@ def ingest_batch(
             ctx.store.datasets.save_source_state(
                 conn, name, config.type, config.model_dump(mode="json"), position
             )
+            held.commit(ctx.store, conn, run_id=run.id, dataset_version=version)
 
         stored = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
+        if batch.acknowledge is not None:  # committed: only now may a broker forget it
+            batch.acknowledge()
         quarantine_ref = None
         if registered:
             q_version = registered[-1]
@@ -263,15 +311,23 @@ def ingest_batch(
         quarantine_version=quarantine_ref,
         run_id=run.id,
         pii=pii_tags,
+        contract_version=held.contract_version,
+        schema_drift=held.event_dicts(),
     )
 
 
 def _apply_contract(
-    batch: IncomingBatch, contract: Contract | None, limit: float
-) -> tuple[pa.Table, pa.Table, int]:
-    """(accepted rows, quarantine records, rows refused); raises past the quarantine limit."""
-    from gyre.ingest.batch_check import check_batch, malformed_only
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    batch: IncomingBatch,
+    contract: Contract | None,
+    base: DatasetVersion | None,
+) -> tuple[pa.Table, pa.Table, int, HeldSchema]:
+    """(accepted rows, quarantine records, rows refused, the schema step's outcome); raises
+    past the quarantine limit or when a ``schema_drift: freeze`` policy refuses the batch."""
     from gyre.ingest.csv_batch import RawBatch
+    from gyre.ingest.schema_step import hold_batch
 
     raw = RawBatch(
         file=batch.label,
@@ -280,13 +336,17 @@ def _apply_contract(
         malformed=batch.malformed if batch.malformed is not None else _no_malformed(),
         positions=batch.positions_kind,
     )
-    # Without a contract rows are kept as read; only records that could not be read are
-    # refused. Either way a batch past the quarantine limit raises before anything is stored.
-    result = malformed_only(raw, limit) if contract is None else check_batch(raw, contract, limit)
-    from gyre.ingest.quarantine import attach_raw_rows
+    # The batch is compared with what the source knows (its contract, or its stored rows)
+    # under its schema_drift policy; without a contract rows are otherwise kept as read. A
+    # batch past the quarantine limit raises before anything is stored.
+    held = hold_batch(ctx, name, config, raw, contract, base)
+    result = held.result
+    from gyre.ingest.quarantine import attach_raw_rows, stamp
 
-    quarantine = attach_raw_rows(result.quarantine, result.quarantined_rows)
-    return result.accepted_table, quarantine, result.quarantined
+    quarantine = stamp(
+        attach_raw_rows(result.quarantine, result.quarantined_rows), batch.position_names
+    )
+    return result.accepted_table, quarantine, result.quarantined, held
 
 
 def _row_numbers(table: pa.Table) -> pa.Array:

@@ -1,7 +1,8 @@
 """Source plugins: where batches come from, found by name and imported when used.
 
 A source in gyre.yaml names its plugin with ``type``. The plugin owns every key besides the
-common ones (contract, quarantine_limit, dedup, pii, description): it validates them when the
+common ones (contract, quarantine_limit, dedup, pii, schema_drift, poll_seconds, description):
+it validates them when the
 project is loaded, so a typo is reported with its line, and it turns the source into batches.
 
     sources:
@@ -18,7 +19,7 @@ Third-party plugins join through the ``gyre.sources`` entry-point group (``name 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -43,6 +44,10 @@ _BUILT_IN: dict[str, str] = {
     "files": "gyre.ingest.file_source:FileSource",
     "sql": "gyre.ingest.reader_plugins:SqlSource",
     "rest": "gyre.ingest.reader_plugins:RestSource",
+    "mqtt": "gyre.ingest.stream_mqtt:MqttSource",
+    "nats": "gyre.ingest.stream_nats:NatsSource",
+    "redis": "gyre.ingest.stream_redis:RedisSource",
+    "kafka": "gyre.ingest.stream_kafka:KafkaSource",
 }
 _registered: dict[str, Any] = {}
 
@@ -59,6 +64,12 @@ class IncomingBatch:
     inputs: tuple[tuple[str, str | None], ...] = ()  # lineage nodes read, with versions
     positions_kind: Literal["line", "record"] = "record"  # what ``positions`` count
     details: Mapping[str, Any] = field(default_factory=dict)  # e.g. file and raw content id
+    position_names: Mapping[int, str] | None = None
+    """The source's own name for the record at a position, where it has one (``orders#id=42``,
+    a Redis entry id, ``p3:1207`` for Kafka); the quarantine keeps it beside the position."""
+    acknowledge: Callable[[], None] | None = None
+    """Called once the batch and its ``state`` are committed: a stream acknowledges its
+    messages to the broker here, never before."""
 
     @property
     def rows_in(self) -> int:

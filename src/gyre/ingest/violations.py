@@ -77,6 +77,16 @@ class Violations:
         self.values.append(values.cast(pa.string()))
         self.reasons.append(reasons)
 
+    def copy(self) -> Violations:
+        """Another collection holding the same records, to add to without touching this one."""
+        return Violations(
+            list(self.rows),
+            list(self.columns),
+            list(self.rules),
+            list(self.values),
+            list(self.reasons),
+        )
+
     def bad_rows(self, n: int) -> pa.Array:
         """Boolean mask over the input: rows with at least one record."""
         mask = np.zeros(n, dtype=bool)

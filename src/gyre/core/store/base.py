@@ -5,9 +5,9 @@
         ...
 
 Repositories hang off the store by area (``store.datasets``, ``store.runs``, ``store.models``,
-``store.operations``, ``store.lineage``, ``store.audit``) and share its engine. Every method
-that changes state appends its audit event inside the same transaction, so a state change
-and its audit record are committed together or not at all.
+``store.operations``, ``store.lineage``, ``store.audit``, ``store.schemas``) and share its
+engine. Every method that changes state appends its audit event inside the same transaction, so
+a state change and its audit record are committed together or not at all.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class MetadataStore:
         from gyre.core.store.lineage_repo import LineageRepository
         from gyre.core.store.operations import OperationsRepository
         from gyre.core.store.registry import ModelRepository
+        from gyre.core.store.schema_repo import SchemaHistoryRepository
 
         self.engine = engine
         self.audit = AuditRepository(self)
@@ -56,6 +57,7 @@ class MetadataStore:
         self.lineage = LineageRepository(self)
         self.models = ModelRepository(self)
         self.operations = OperationsRepository(self)
+        self.schemas = SchemaHistoryRepository(self)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> MetadataStore:

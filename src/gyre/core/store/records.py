@@ -133,3 +133,53 @@ class AlertRecord(Record):
     action: str | None
     action_run_id: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ContractVersionRecord(Record):
+    id: int
+    source: str
+    version: int
+    content_id: str
+    origin: str
+    file: str | None
+    file_content_id: str
+    evolved: list[dict[str, Any]]
+    columns: list[dict[str, Any]]
+    run_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DriftEventRecord(Record):
+    id: int
+    source: str
+    run_id: str
+    dataset_version: int | None
+    contract_version: int | None
+    batch: str
+    entity: str
+    change: str
+    column: str | None
+    old_type: str | None
+    new_type: str | None
+    mode: str
+    action: str
+    affected: int
+    detail: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IngestBatchRecord(Record):
+    """One ingest (or replay) run of a source with the dataset version it committed, if any."""
+
+    run_id: str
+    kind: str
+    status: str
+    params: dict[str, Any]
+    error: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    dataset_version: int | None
+    stats: dict[str, Any] | None

@@ -268,3 +268,49 @@ audit_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(80), nullable=False),
 )
+
+# Every distinct contract a source was checked with, numbered per source (1, 2, 3...). The
+# contract itself is a blob in the artifact store (``content_id``); ``evolved`` lists what schema
+# drift added to the source's contract file (columns, widened types), ``columns`` the resulting
+# columns, kept here so a history can diff versions without reading blobs.
+contract_versions = Table(
+    "contract_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_id", String(80), nullable=False),
+    Column("origin", String(20), nullable=False),  # file | evolved
+    Column("file", String(500), nullable=True),  # the contract file, as gyre.yaml names it
+    Column("file_content_id", String(80), nullable=False),
+    Column("evolved", JSON, nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("run_id", ForeignKey("runs.id"), nullable=True),
+    _created(),
+    UniqueConstraint("source", "version"),
+)
+
+# A change in the schema of a source's batches, and what its schema_drift policy did about it.
+# Written in the transaction that registers the dataset version, so a refused or crashed batch
+# leaves none.
+drift_events = Table(
+    "drift_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("run_id", ForeignKey("runs.id"), nullable=False),
+    Column("dataset_version", Integer, nullable=True),
+    Column("contract_version", Integer, nullable=True),
+    Column("batch", String(500), nullable=False),
+    Column("entity", String(20), nullable=False),  # tables | columns | data_type
+    Column("change", String(30), nullable=False),  # new_table | new_column | missing_column | type
+    Column("column", String(500), nullable=True),
+    Column("old_type", String(100), nullable=True),
+    Column("new_type", String(100), nullable=True),
+    Column("mode", String(20), nullable=False),
+    Column("action", String(30), nullable=False),
+    Column("affected", Integer, nullable=False),  # rows quarantined, values nulled or dropped
+    Column("detail", Text, nullable=False),
+    _created(),
+    Index("ix_drift_events_source", "source"),
+)
