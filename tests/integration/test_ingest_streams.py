@@ -331,3 +331,37 @@ def test_kafka_topic_exactly_once_by_offsets(tmp_path: Path) -> None:
     (more,) = ws.ingest("readings")
     assert more.rows_in == 1
     assert sorted(r["seq"] for r in stored(ws)) == list(range(1, 22))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{type: mqtt, port: 1, topics: [a/b]}", "cannot reach the MQTT broker at 127.0.0.1:1"),
+        ("{type: redis, url: 'redis://127.0.0.1:1/0', stream: s}", "cannot read redis://"),
+        ("{type: nats, url: 'nats://127.0.0.1:1', subject: a.b}", "cannot reach the NATS server"),
+        (
+            "{type: kafka, bootstrap_servers: '127.0.0.1:1', topic: t, connect_timeout: 1}",
+            "cannot reach Kafka at 127.0.0.1:1",
+        ),
+    ],
+    ids=["mqtt", "redis", "nats", "kafka"],
+)
+def test_an_unreachable_broker_is_one_line_through_the_cli(
+    tmp_path: Path, source: str, expected: str
+) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "gyre.yaml").write_text(f"project: plant\nsources:\n  readings: {source}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gyre", "ingest", "readings", "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], done.stderr
+    assert len(done.stderr.strip().splitlines()) == 2  # the error and its hint, nothing else

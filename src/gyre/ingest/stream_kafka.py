@@ -23,6 +23,7 @@ this source has committed (partition offsets repeat across partitions); the quar
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -31,6 +32,9 @@ from pydantic import Field
 
 from gyre.core.errors import ConfigError, SourceError
 from gyre.ingest.stream_source import Message, StreamOptions, StreamSource
+
+_LOG = logging.getLogger("gyre.ingest.kafka")
+_LOG.addHandler(logging.NullHandler())  # shown only where the application configures logging
 
 
 class KafkaSourceConfig(StreamOptions):
@@ -103,6 +107,8 @@ class KafkaConsumer:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": options.start,
+                # librdkafka's own log lines go to Python logging, not raw onto stderr.
+                "logger": _LOG,
             }
         )
         self._kafka = confluent_kafka
@@ -112,7 +118,7 @@ class KafkaConsumer:
         except confluent_kafka.KafkaException as exc:
             self._consumer.close()
             raise SourceError(
-                f"cannot reach Kafka at {options.bootstrap_servers}: {exc.args[0]}",
+                f"cannot reach Kafka at {options.bootstrap_servers}: {_reason(exc)}",
                 hint="check `bootstrap_servers` and `settings` in gyre.yaml",
                 retryable=True,
             ) from None
@@ -184,3 +190,10 @@ class KafkaConsumer:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _reason(exc: Exception) -> str:
+    """A KafkaException's message without the KafkaError{code=...} wrapping."""
+    error = exc.args[0] if exc.args else exc
+    text = getattr(error, "str", None)
+    return str(text()) if callable(text) else str(error)
