@@ -102,20 +102,20 @@ def main(argv: list[str] | None = None) -> int:
 
     checks = _checks(data, results)
     _report(data, results, checks)
-    path = write_results(
-        "ingest",
-        {
-            "benchmark": "ingest",
-            "rows": data.rows,
-            "file_mb": round(data.size_bytes / 1e6, 1),
-            "planted_bad": data.planted_bad,
-            "planted_by_kind": data.by_kind,
-            "seed": args.seed,
-            "machine": machine(),
-            "tools": results,
-            "checks": checks,
-        },
-    )
+    document = {
+        "benchmark": "ingest",
+        "rows": data.rows,
+        "file_mb": round(data.size_bytes / 1e6, 1),
+        "planted_bad": data.planted_bad,
+        "planted_by_kind": data.by_kind,
+        "seed": args.seed,
+        "machine": machine(),
+        "tools": results,
+        "checks": checks,
+    }
+    # The latest run, and the latest of this size (so a --quick run keeps the full one).
+    write_results(f"ingest-{data.rows}", document)
+    path = write_results("ingest", document)
     print(f"\nresults: {path.relative_to(ROOT)}")
     correct = all(c["ok"] for c in checks if c["kind"] == "correctness")
     return 0 if correct else 1
