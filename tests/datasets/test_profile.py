@@ -226,3 +226,35 @@ def test_bike_sharing_profile_matches_numpy(shared_data: Path) -> None:
         "2012-12-31",
         None,
     )
+
+
+def test_large_tables_count_distinct_values_as_small_ones_do() -> None:
+    """Past DUCKDB_DISTINCT_ROWS the counting moves to DuckDB; the numbers must not change."""
+    from gyre.datasets import profile as profiling
+
+    n = profiling.DUCKDB_DISTINCT_ROWS + 1000
+    rng = np.random.default_rng(7)
+    floats = rng.integers(0, 5000, n).astype(np.float64) / 4
+    floats[:3] = [np.nan, -0.0, 0.0]
+    table = pa.table(
+        {
+            "f": pa.array(floats, mask=rng.random(n) < 0.01),
+            "i": pa.array(rng.integers(0, 70_000, n)),
+            "s": pa.array([f"k{v}" for v in rng.integers(0, 30_000, n)]),
+            "b": pa.array(rng.random(n) < 0.5),
+            "t": pa.array(
+                [
+                    dt.datetime(2024, 1, 1) + dt.timedelta(minutes=int(m))
+                    for m in rng.integers(0, 9000, n)
+                ]
+            ),
+        }
+    )
+    big = profiling.profile_table(table)
+    for column in table.column_names:
+        alone = profiling.profile_column(column, table.column(column))  # Arrow's kernel
+        assert big.column(column).distinct_count == alone.distinct_count, column
+    # -0.0 and 0.0 are one value, NaN one more, nulls none: as pandas' nunique plus NaN.
+    kept = floats[~np.asarray(table["f"].is_null())]
+    expected = len({v for v in kept.tolist() if not np.isnan(v)}) + int(np.isnan(kept).any())
+    assert big.column("f").distinct_count == expected

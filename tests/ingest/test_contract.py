@@ -628,3 +628,19 @@ def test_freshness_defaults_to_the_current_time() -> None:
     assert check(strings(t=[recent.isoformat()]), c).accepted == 1
     with pytest.raises(DataError, match="stale batch"):
         check(strings(t=["2001-01-01 00:00"]), c)
+
+
+@pytest.mark.parametrize(
+    ("ids", "repeated"),
+    [([1, 2, 3, 4], []), ([1, 2, 2, 3], [2]), ([5, 4, 5, 1], [5]), ([3, 2, 1], [])],
+)
+def test_primary_key_repeats_found_whether_or_not_ids_ascend(
+    ids: list[int], repeated: list[int]
+) -> None:
+    """Ascending ids skip the hashing; any other order still finds every repeat."""
+    contract = Contract.model_validate(
+        {"columns": [{"name": "id", "type": "int"}], "primary_key": ["id"]}
+    )
+    table = pa.table({"id": pa.array([str(i) for i in ids])})
+    result = check(table, contract, pa.array(range(1, len(ids) + 1), pa.int64()))
+    assert sorted(result.quarantine["value"].to_pylist()) == [str(r) for r in repeated]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gyre.core.store import MetadataStore
     from gyre.core.store.records import DatasetVersionRecord
     from gyre.datasets.manifest import DatasetManifest
+    from gyre.datasets.profile import ColumnProfile, DatasetProfile
 
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(@(?P<version>\d+))?$")
 
@@ -86,14 +87,37 @@ def stage_version(
     """
     from gyre.datasets.manifest import save_manifest
     from gyre.datasets.profile import profile_table
-    from gyre.datasets.reader import read_table
 
     cid = save_manifest(artifacts, manifest)
-    data = table if table is not None else read_table(artifacts, manifest)
-    profile = profile_table(data).model_dump(mode="json")
+    if table is not None:
+        profile = profile_table(table).model_dump(mode="json")
+    else:
+        profile = profile_parts(artifacts, manifest).model_dump(mode="json")
     return StagedVersion(
         name, manifest, cid, profile, kind, dict(stats or {}), dict(column_tags or {})
     )
+
+
+def profile_parts(artifacts: ArtifactStore, manifest: DatasetManifest) -> DatasetProfile:
+    """The profile of a stored version, read one column at a time, two columns at once.
+
+    A version can be far larger than memory allows as one table (an appended version holds every
+    earlier batch); one column of it is not. Arrow's kernels release the GIL, so two threads
+    profile two columns on two cores. The parts are not re-hashed here: statistics do not need
+    the proof of integrity every real read gets.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gyre.datasets.profile import DatasetProfile, profile_column
+    from gyre.datasets.reader import read_table
+
+    def one(name: str) -> ColumnProfile:
+        column = read_table(artifacts, manifest, columns=[name], verify=False).column(name)
+        return profile_column(name, column)
+
+    with ThreadPoolExecutor(2, thread_name_prefix="gyre-profile") as pool:
+        columns = tuple(pool.map(one, manifest.column_names))
+    return DatasetProfile(row_count=manifest.row_count, columns=columns)
 
 
 def register_version(

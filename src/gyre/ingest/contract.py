@@ -521,6 +521,8 @@ def _check_unique(
     idx = pc.indices_nonzero(candidates).cast(pa.int64())
     if len(idx) < 2:
         return
+    if len(keys) == 1 and _strictly_increasing(pc.take(typed[keys[0]], idx)):
+        return  # an ascending id column (the common primary key) cannot repeat: no hashing
     key_table = pa.table({f"k{i}": pc.take(typed[k], idx) for i, k in enumerate(keys)})
     key_cols = key_table.column_names
     key_table = key_table.append_column("__row", idx)
@@ -544,3 +546,16 @@ def _check_unique(
         "",
     )
     found.add_rows(rows, label, rule, shown, reasons)
+
+
+def _strictly_increasing(values: pa.Array | pa.ChunkedArray) -> bool:
+    """True when an integer column's every value is greater than the one before."""
+    import numpy as np
+
+    if not pa.types.is_integer(values.type):
+        return False
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if array.null_count:
+        return False
+    numbers = np.asarray(array)
+    return bool(np.all(numbers[1:] > numbers[:-1]))

@@ -344,8 +344,18 @@ def _judge(
     return PiiFinding(column, detector.name, share, n, confidence)
 
 
+_OVERSAMPLE = 4  # rows looked at per value sampled, so mostly-blank columns still fill a sample
+
+
 def _sample(column: pa.ChunkedArray, size: int) -> pa.Array:
     """Up to ``size`` non-null, non-blank values, trimmed, spread evenly over the column."""
+    # Thin the column first (its non-null values; a few times ``size`` of them, evenly
+    # spread), then trim and drop blanks: trimming five million values to keep a thousand
+    # cost seconds per column.
+    column = pc.drop_null(column)
+    if len(column) > size * _OVERSAMPLE:
+        picks = np.linspace(0, len(column) - 1, size * _OVERSAMPLE).round().astype(np.int64)
+        column = column.take(pa.array(np.unique(picks)))
     values = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)

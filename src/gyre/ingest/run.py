@@ -247,6 +247,9 @@ def ingest_batch(
             manifest,
             kind="source",
             stats=stats,
+            # The first version is exactly the accepted rows, already in memory: profile them
+            # there; a later one holds earlier batches too and is profiled from its parts.
+            table=accepted if base is None and base_table is None else None,
             column_tags={
                 column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
                 for column, kind in pii_tags.items()
