@@ -234,3 +234,29 @@ def test_one_off_ingest_from_the_command_line(
     stored = json.loads(shown.stdout)
     assert [r["id"] for r in stored["rows"]] == [1, 3]
     assert stored["rows_truncated"] is False
+
+
+def test_a_file_changed_after_ingest_is_reported_not_silently_passed_over(
+    tmp_path: Path, workspace_store_url: str | None
+) -> None:
+    ws = _project(tmp_path, workspace_store_url, "  orders: {type: csv, path: 'in/*.csv'}\n")
+    (tmp_path / "in").mkdir()
+    first = tmp_path / "in" / "a.csv"
+    first.write_text("id,amount\n1,2.5\n")
+    (report,) = ws.ingest("orders")
+    assert report.changed == [] and report.accepted == 1
+    first.write_text("id,amount\n1,2.5\n2,9.0\n")  # upstream rewrote the file in place
+    env = {**__import__("os").environ, "COLUMNS": "300"}
+    if workspace_store_url:
+        env["GYRE_STORE_URL"] = workspace_store_url
+    run = subprocess.run(
+        [sys.executable, "-m", "gyre", "ingest", "orders", "-p", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1 file(s) changed after they were ingested" in run.stdout
+    assert "in/a.csv" in run.stdout
+    assert ws.read_dataset("orders").num_rows == 1  # its rows are not stored twice

@@ -160,6 +160,13 @@ def ingest(
                 console.print(f"schema drift in {batch.file}: {_drift_line(event)}")
         if report.skipped:
             console.print(f"skipped {len(report.skipped)} file(s) already ingested")
+        if report.changed:
+            console.print(
+                f"[yellow]warning:[/yellow] {len(report.changed)} file(s) changed after they "
+                f"were ingested and were not ingested again: {', '.join(report.changed[:5])}"
+                + (" ..." if len(report.changed) > 5 else "")
+                + "; drop corrected data under a new file name"
+            )
 
 
 def _drift_line(event: dict[str, Any]) -> str:

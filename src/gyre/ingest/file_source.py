@@ -81,6 +81,23 @@ class FileSource:
         seen = state.get("files", {})
         return [shown for shown, _ in list_files(ctx.paths.root, options.path) if shown in seen]
 
+    def changed_since_ingested(
+        self, ctx: StageContext, options: BaseModel, state: Mapping[str, Any]
+    ) -> list[str]:
+        """Ingested local files whose size or modification time differs from when they were
+        ingested. They are not ingested again (their rows are already stored, and a file is
+        a batch once); the caller says so instead of passing over them in silence."""
+        assert isinstance(options, FileOptions)
+        seen = state.get("files", {})
+        changed = []
+        for shown, location in list_files(ctx.paths.root, options.path):
+            then = seen.get(shown)
+            if not isinstance(then, dict) or "size" not in then or _is_url(location):
+                continue
+            if _stamp(location) != {"size": then["size"], "mtime_ns": then.get("mtime_ns")}:
+                changed.append(shown)
+        return changed
+
     def batches(
         self,
         ctx: StageContext,
@@ -97,8 +114,9 @@ class FileSource:
         ]
         task = ctx.progress.task(f"ingest {name}", total=len(pending)) if pending else None
         for shown, location in pending:
+            stamp = {} if _is_url(location) else _stamp(location)
             raw_id, raw = _store_and_read(ctx, location, shown, fmt)
-            files[shown] = {"content_id": raw_id}
+            files[shown] = {"content_id": raw_id, **stamp}
             yield IncomingBatch(
                 label=shown,
                 table=raw.table,
@@ -156,3 +174,9 @@ def _store_raw(ctx: StageContext, location: str, shown: str) -> str:
     except (OSError, ValueError) as exc:
         raise SourceError(f"cannot read {shown}: {exc}", retryable=True) from None
     return ctx.artifacts.put_bytes(data)
+
+
+def _stamp(location: str) -> dict[str, int]:
+    """Size and modification time of a local file, to notice it changing after ingest."""
+    info = Path(location).stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}

@@ -70,6 +70,7 @@ class IngestReport:
     source: str
     batches: list[BatchReport] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # ingested files modified since
 
     @property
     def rows_in(self) -> int:
@@ -96,6 +97,7 @@ class IngestReport:
             "deduplicated": self.deduplicated,
             "batches": [b.as_dict() for b in self.batches],
             "skipped_already_ingested": self.skipped,
+            "changed_since_ingested": self.changed,
         }
 
 
@@ -174,6 +176,8 @@ def ingest_with(
         already = getattr(plugin, "already_ingested", None)
         if already is not None and not report.batches:
             report.skipped = list(already(ctx, options, state))
+            changed = getattr(plugin, "changed_since_ingested", None)
+            report.changed = list(changed(ctx, options, state)) if changed else []
         extra = {"follow": follow, "stop": stop} if streaming else {}
         for batch in plugin.batches(ctx, name, config.type, options, state, **extra):
             done = ingest_batch(
