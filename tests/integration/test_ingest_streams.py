@@ -162,6 +162,36 @@ def test_mqtt_redelivery_of_a_committed_batch_is_not_stored_twice(
     assert sorted(int(r["seq"]) for r in stored(ws)) == [1, 2, 3, 4, 5, 6]
 
 
+def test_mqtt_repeated_readings_are_all_stored_across_a_restart(
+    tmp_path: Path, workspace_store_url: str | None, mqtt_topic: str
+) -> None:
+    """A sensor repeats the same payload; copies held unacknowledged when a run stops come
+    back with the DUP flag and are new messages, not the committed ones, so all are kept."""
+    from gyre.ingest.sources import parse_options
+    from gyre.ingest.stream_mqtt import open_consumer
+
+    same = b'{"sensor": "s1", "temp": 21.5, "seq": 7}'
+    ws = project(tmp_path, workspace_store_url, mqtt_source(mqtt_topic, contract=None))
+    ws.ingest("readings")
+    mqtt_publish(mqtt_topic, [same] * 3)
+    (first,) = ws.ingest("readings")
+    assert first.rows_in == 3
+    mqtt_publish(mqtt_topic, [same] * 5)
+    options = parse_options("mqtt", ws.config.source("readings").options)
+    state = ws.store.datasets.source_state("readings")
+    consumer = open_consumer(options, state, "readings")
+    held: list[Any] = []
+    for _ in range(50):
+        held += consumer.receive(100, 0.1)
+        if len(held) == 5:
+            break
+    consumer.close()  # stopped with five messages in hand, none committed or acknowledged
+    assert len(held) == 5
+    (second,) = ws.ingest("readings")
+    assert second.rows_in == 5
+    assert ws.read_dataset("readings").num_rows == 8
+
+
 def _without_ack(batch: Any) -> Any:
     import dataclasses
 
@@ -283,6 +313,35 @@ def test_nats_jetstream_exactly_once_by_sequence(
     (more,) = ws.ingest("readings")
     assert [b.rows_in for b in more.batches] == [1]
     assert sorted(r["seq"] for r in stored(ws)) == list(range(1, 27))
+
+
+def test_nats_messages_in_hand_when_a_run_stops_are_read_again_first(
+    tmp_path: Path, workspace_store_url: str | None, nats_stream: Any
+) -> None:
+    """A run that fetched messages and stopped before committing them: the next run starts
+    from the committed sequence, so newer messages cannot acknowledge the unstored ones."""
+    from gyre.ingest.sources import parse_options
+    from gyre.ingest.stream_nats import open_consumer
+
+    stream, subject = nats_stream
+    source = (
+        f"    {{type: nats, stream: {stream}, subject: {subject}, batch_messages: 10,"
+        " idle_seconds: 0.5}\n"
+    )
+    ws = project(tmp_path, workspace_store_url, source)
+    nats_run(_nats_setup(stream, subject, [reading(i) for i in range(1, 6)], create=False))
+    (first,) = ws.ingest("readings")
+    assert first.rows_in == 5
+    nats_run(_nats_setup(stream, subject, [reading(i) for i in range(6, 11)], create=False))
+    options = parse_options("nats", ws.config.source("readings").options)
+    consumer = open_consumer(options, ws.store.datasets.source_state("readings"), "readings")
+    held = consumer.receive(100, 1.0)
+    consumer.close()  # 6-10 fetched, never committed nor acknowledged
+    assert [m.offset for m in held] == [6, 7, 8, 9, 10]
+    nats_run(_nats_setup(stream, subject, [reading(i) for i in range(11, 14)], create=False))
+    (second,) = ws.ingest("readings")
+    assert second.rows_in == 8
+    assert sorted(int(r["seq"]) for r in stored(ws)) == list(range(1, 14))
 
 
 def test_nats_unknown_stream_is_a_one_line_error(

@@ -179,13 +179,20 @@ def ingest_with(
             changed = getattr(plugin, "changed_since_ingested", None)
             report.changed = list(changed(ctx, options, state)) if changed else []
         extra = {"follow": follow, "stop": stop} if streaming else {}
-        for batch in plugin.batches(ctx, name, config.type, options, state, **extra):
-            done = ingest_batch(
-                ctx, name, config, batch, contract=contract, contract_path=contract_path
-            )
-            report.batches.append(done)
-            if on_batch is not None:
-                on_batch(done)
+        batches = plugin.batches(ctx, name, config.type, options, state, **extra)
+        try:
+            for batch in batches:
+                done = ingest_batch(
+                    ctx, name, config, batch, contract=contract, contract_path=contract_path
+                )
+                report.batches.append(done)
+                if on_batch is not None:
+                    on_batch(done)
+        finally:
+            # Closed even when a batch fails, so a stream's connection never outlives the run.
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
         # A stream follows by itself; other sources are asked again for new batches.
         if streaming or not follow or stop.wait(config.poll_seconds):
             return report
@@ -292,7 +299,7 @@ def ingest_batch(
 
         stored = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
         if batch.acknowledge is not None:  # committed: only now may a broker forget it
-            batch.acknowledge()
+            _acknowledge(batch)
         quarantine_ref = None
         if registered:
             q_version = registered[-1]
@@ -354,6 +361,24 @@ def _apply_contract(
         attach_raw_rows(result.quarantine, result.quarantined_rows), batch.position_names
     )
     return result.accepted_table, quarantine, result.quarantined, held
+
+
+def _acknowledge(batch: IncomingBatch) -> None:
+    """Tell the broker a committed batch is safe. A failure here loses nothing (the broker
+    sends the messages again and the committed position recognises them), so it is logged,
+    not raised: the version is committed and the run succeeded."""
+    import logging
+
+    assert batch.acknowledge is not None
+    try:
+        batch.acknowledge()
+    except Exception as exc:  # any client error: the broker will redeliver
+        logging.getLogger("gyre.ingest").warning(
+            "%s: committed, but acknowledging to the broker failed (%s); the messages will "
+            "be delivered again and recognised as stored",
+            batch.label,
+            exc,
+        )
 
 
 def _row_numbers(table: pa.Table) -> pa.Array:

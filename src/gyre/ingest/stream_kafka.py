@@ -169,6 +169,9 @@ class KafkaConsumer:
     def lost_messages_in_hand(self) -> bool:
         return False  # partitions are assigned, never revoked: offsets stay valid
 
+    def still_valid(self, message: Message) -> bool:
+        return True
+
     def position_after(self, batch: list[Message], state: Mapping[str, Any]) -> dict[str, Any]:
         offsets = offsets_after(batch, dict(state.get("offsets", {})))
         return {"offsets": offsets, "messages": batch[-1].offset}

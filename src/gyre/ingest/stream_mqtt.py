@@ -15,10 +15,15 @@ unstored and sends it again. It asks for up to 65,535 unacknowledged messages in
 batch of thousands of messages is not throttled to the broker's default of 20.
 
 MQTT has no offsets. To recognise a message delivered again after its batch was committed but
-before the acknowledgement reached the broker, the committed state keeps a 64-bit digest of
-each message of the last two batches (topic and payload); a redelivered message (DUP flag set)
-whose digest is there is acknowledged and not stored again. A message's offset is its number
-among all messages this source has committed.
+before the acknowledgement reached the broker, the committed state keeps, for each message of
+the last two batches, its packet id and a 64-bit digest of its topic and payload. A broker
+resending an unacknowledged message on a resumed session sets the DUP flag and keeps the packet
+id, which it cannot give another message until the first is acknowledged; so a DUP message whose
+packet id *and* digest were committed is acknowledged and not stored again, while a sensor that
+repeats the same reading is stored every time. A message's offset is its number among all
+messages this source has committed, given when its batch is handed over. After the connection
+drops, messages received on the old connection and not yet committed are dropped (the broker
+resends them on the new one).
 
 The session starts when the source first connects: messages published to the topics before
 then are not kept for it by the broker (run ``gyre ingest SOURCE`` once to start it). A broker
@@ -31,7 +36,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -99,9 +103,9 @@ class MqttConsumer:
         self._refused: str | None = None
         self._generation = 0  # connections made; messages from an earlier one are stale
         self._seen_generation = 0
-        self._count = self._committed_count = int(state.get("messages", 0))
-        # Digests of committed messages whose acknowledgement may not have reached the broker.
-        self._committed = Counter(d for batch in state.get("recent", []) for d in batch)
+        # Packet id and digest of committed messages whose acknowledgement may not have
+        # reached the broker.
+        self._committed = {key for batch in state.get("recent", []) for key in batch}
         client_id = options.client_id or f"gyre-{source}"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -187,13 +191,11 @@ class MqttConsumer:
             if generation != self._generation:
                 continue  # received before the connection dropped; the broker resends it
             if dup and self._committed:
-                digest = message_digest(message.topic, message.payload)
-                if self._committed[digest] > 0:  # stored already; its ack was lost
-                    self._committed[digest] -= 1
+                key = f"{mid}:{message_digest(message.topic, message.payload)}"
+                if key in self._committed:  # stored already; its acknowledgement was lost
+                    self._committed.discard(key)
                     self._client.ack(mid, self._options.qos)
                     continue
-            self._count += 1
-            message.offset = self._count
             got.append(message)
         return got
 
@@ -202,18 +204,21 @@ class MqttConsumer:
             self._seen_generation = self._generation
             return False
         self._seen_generation = self._generation
-        # Messages in hand lose their numbers; the broker delivers them again, numbered anew.
-        self._count = self._committed_count
         return True
 
+    def still_valid(self, message: Message) -> bool:
+        return bool(message.handle[2] == self._generation)
+
     def position_after(self, batch: list[Message], state: Mapping[str, Any]) -> dict[str, Any]:
+        committed = int(state.get("messages", 0))
+        for number, message in enumerate(batch, start=committed + 1):
+            message.offset = number
         recent = list(state.get("recent", []))[-(_RECENT_BATCHES - 1) :]
-        recent.append([message_digest(m.topic, m.payload) for m in batch])
-        return {"messages": batch[-1].offset, "recent": recent}
+        recent.append([f"{m.handle[0]}:{message_digest(m.topic, m.payload)}" for m in batch])
+        return {"messages": committed + len(batch), "recent": recent}
 
     def acknowledge(self, batch: list[Message], state: Mapping[str, Any]) -> None:
-        self._committed_count = int(state["messages"])
-        self._committed = Counter(d for digests in state["recent"] for d in digests)
+        self._committed = {key for keys in state["recent"] for key in keys}
         for message in batch:
             self._client.ack(message.handle[0], self._options.qos)
 

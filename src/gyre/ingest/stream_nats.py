@@ -8,11 +8,14 @@
         subject: plant.*.readings
         durable: gyre-readings        # default gyre-<source>
 
-The committed state is the stream sequence of the last stored message. Messages are
-acknowledged only after their version is committed (acknowledge-all: one acknowledgement covers
-the batch); a message delivered again (after a crash, or once ``ack_wait`` passes during a long
-commit) with a sequence at or below the committed one, or already in hand, is acknowledged or
-dropped and never stored twice. A message's offset is its stream sequence.
+The committed state is the stream sequence of the last stored message, and Gyre's store, not
+the server, decides where reading resumes: each run (re)creates the durable consumer to deliver
+from the committed sequence + 1, in order. Messages are acknowledged only after their version is
+committed (acknowledge-all: one acknowledgement covers the batch). Because acknowledging a
+message acknowledges every earlier one, a gap in the consumer's delivery sequence (a pull reply
+lost while the connection dropped) stops the run before anything past it is stored; the next run
+starts again from the committed sequence. A message delivered again while in hand (``ack_wait``
+passed during a long commit) is dropped. A message's offset is its stream sequence.
 
 nats-py is asynchronous; this consumer runs its own event loop in the calling thread, so the
 ingest stage drives it like every other source.
@@ -21,6 +24,7 @@ ingest stage drives it like every other source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -69,6 +73,7 @@ class NatsConsumer:
         self._durable = options.durable or f"gyre-{source}"
         self._committed = int(state.get("sequence", 0))
         self._taken = self._committed  # highest sequence handed out
+        self._delivered = 0  # the consumer's delivery sequence of the last message fetched
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         try:
@@ -122,14 +127,20 @@ class NatsConsumer:
         config = ConsumerConfig(
             durable_name=self._durable,
             ack_policy=AckPolicy.ALL,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=self._committed + 1,
             ack_wait=options.ack_wait,
             max_ack_pending=max(4 * options.batch_messages, 10_000),
             filter_subject=options.subject,
         )
         try:
+            stream = options.stream or await js.find_stream_name_by_subject(options.subject)
+            # The position is Gyre's: a consumer left by an earlier run (which may have acked
+            # past what it stored, or hold messages out for redelivery) starts over from it.
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(stream, self._durable)
             return await js.pull_subscribe(
-                options.subject, durable=self._durable, stream=options.stream, config=config
+                options.subject, durable=self._durable, stream=stream, config=config
             )
         except nats.js.errors.NotFoundError:
             raise SourceError(
@@ -139,7 +150,16 @@ class NatsConsumer:
                 hint="create the stream first (nats stream add) or fix `stream`/`subject`",
             ) from None
         except nats.js.errors.APIError as exc:
-            raise SourceError(f"{self.origin}: JetStream refused the consumer: {exc}") from None
+            raise SourceError(
+                f"{self.origin}: JetStream refused the consumer: {exc}",
+                hint="check the server runs with JetStream enabled (nats-server -js)",
+            ) from None
+        except nats.errors.TimeoutError:
+            raise SourceError(
+                f"{self.origin}: JetStream did not answer",
+                hint="check the server runs with JetStream enabled (nats-server -js)",
+                retryable=True,
+            ) from None
 
     def receive(self, max_messages: int, timeout: float) -> list[Message]:
         return list(self._run(self._fetch(max_messages, timeout)))
@@ -163,6 +183,15 @@ class NatsConsumer:
         stale = None
         for msg in fetched:
             sequence = int(msg.metadata.sequence.stream)
+            delivered = int(msg.metadata.sequence.consumer)
+            if self._delivered and delivered > self._delivered + 1:
+                raise SourceError(
+                    f"{self.origin}: deliveries {self._delivered + 1}-{delivered - 1} never "
+                    "arrived (the connection dropped); stopped before storing past them",
+                    hint="run again: reading resumes from the last committed sequence",
+                    retryable=True,
+                )
+            self._delivered = max(self._delivered, delivered)
             if sequence <= self._committed:
                 stale = msg  # stored already: acknowledging the last acknowledges them all
                 continue
@@ -184,6 +213,9 @@ class NatsConsumer:
 
     def lost_messages_in_hand(self) -> bool:
         return False  # sequences tell a message delivered again; nothing need be dropped
+
+    def still_valid(self, message: Message) -> bool:
+        return True
 
     def position_after(self, batch: list[Message], state: Mapping[str, Any]) -> dict[str, Any]:
         return {"sequence": batch[-1].offset}

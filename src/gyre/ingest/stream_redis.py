@@ -122,6 +122,9 @@ class RedisConsumer:
     def lost_messages_in_hand(self) -> bool:
         return False  # XREAD resumes from an id: nothing is delivered twice
 
+    def still_valid(self, message: Message) -> bool:
+        return True
+
     def position_after(self, batch: list[Message], state: Mapping[str, Any]) -> dict[str, Any]:
         return {"last_id": batch[-1].handle, "messages": batch[-1].offset}
 

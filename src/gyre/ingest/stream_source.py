@@ -25,9 +25,9 @@ The order of events is what makes a crash at any moment lose and repeat nothing:
    without storing them twice.
 
 Without ``--follow`` a source reads what the broker holds and stops once no message has arrived
-for ``idle_seconds``; with it, the stream runs until :class:`threading.Event` ``stop`` is set
-(``gyre ingest SOURCE --follow`` sets it on Ctrl-C or SIGTERM), and the batch in hand is
-committed before it returns.
+for ``idle_seconds`` (or after ``run_seconds`` on a stream that never falls silent); with it,
+the stream runs until :class:`threading.Event` ``stop`` is set (``gyre ingest SOURCE --follow``
+sets it on Ctrl-C or SIGTERM), and the batch in hand is committed before it returns.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ class StreamOptions(BaseModel):
     batch_seconds: float = Field(1.0, gt=0, le=3600)
     """... or this long after the first message of the batch arrived, whichever comes first."""
     idle_seconds: float = Field(2.0, gt=0, le=3600)
-    """Without ``--follow``: stop once no message has arrived for this long."""
+    """Without ``--follow``: stop once no message has arrived for this long ..."""
+    run_seconds: float = Field(300.0, gt=0)
+    """... or once the run has lasted this long, so a stream that never falls silent still
+    ends a scheduled ``gyre ingest`` (the batch in hand is committed first)."""
     topic_column: str | None = None
     """Add a column with each message's topic, subject or stream name."""
     time_column: str | None = None
@@ -96,6 +99,11 @@ class Consumer(Protocol):
     def lost_messages_in_hand(self) -> bool:
         """True once if the connection dropped since the last call: the broker will deliver
         the messages received but not acknowledged again, so those in hand must be dropped."""
+        ...
+
+    def still_valid(self, message: Message) -> bool:
+        """After a drop: whether ``message`` came on the current connection (kept) or an
+        earlier one (dropped; the broker delivers it again)."""
         ...
 
     def position_after(self, batch: list[Message], state: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +175,7 @@ def stream_batches(
     committed: dict[str, Any] = dict(state)
     held: list[Message] = []
     due: float | None = None  # when the held batch must be committed
-    last_arrival = clock()
+    started = last_arrival = clock()
     while True:
         if stop.is_set():
             break
@@ -175,7 +183,9 @@ def stream_batches(
         got = consumer.receive(options.batch_messages - len(held), wait)
         now = clock()
         if consumer.lost_messages_in_hand():
-            held, due = [], None  # the broker sends them again
+            # Those from the dropped connection come again; those from the new one do not.
+            got = [m for m in (*held, *got) if consumer.still_valid(m)]
+            held, due = [], None
         if got:
             held.extend(got)
             last_arrival = now
@@ -185,7 +195,8 @@ def stream_batches(
         if held and (len(held) >= options.batch_messages or (due is not None and now >= due)):
             batch, held, due = held, [], None
             committed = yield from _hand_over(consumer, options, batch, committed)
-        elif not follow and idle:
+            last_arrival = clock()  # time spent committing is not time without messages
+        elif not follow and (idle or now - started >= options.run_seconds):
             break
     if held:
         yield from _hand_over(consumer, options, held, committed)
