@@ -34,7 +34,8 @@ class RedisSourceConfig(StreamOptions):
     payload_field: str | None = None
     start: str = "0"
     """Where a source with no committed state starts: ``0`` (the stream's first entry) or
-    ``$`` (only entries added from now on)."""
+    ``$`` (entries added after the run starts; until a first batch is committed, each run
+    starts again at the stream's end)."""
     connect_timeout: float = Field(5.0, gt=0)
 
 
@@ -67,6 +68,7 @@ class RedisConsumer:
         self._client = redis.Redis.from_url(
             url,
             socket_connect_timeout=options.connect_timeout,
+            socket_timeout=options.connect_timeout + 5,  # a hung server ends as an error
             decode_responses=False,
         )
         self._count = int(state.get("messages", 0))
@@ -109,7 +111,8 @@ class RedisConsumer:
                 self._last_id = text_id
                 self._count += 1
                 decoded = {
-                    k.decode(): v.decode("utf-8", errors="replace") for k, v in fields.items()
+                    k.decode("utf-8", errors="replace"): v.decode("utf-8", errors="replace")
+                    for k, v in fields.items()
                 }
                 payload_field = self._options.payload_field
                 if payload_field is not None:
