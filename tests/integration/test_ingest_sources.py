@@ -260,3 +260,35 @@ def test_a_file_changed_after_ingest_is_reported_not_silently_passed_over(
     assert "1 file(s) changed after they were ingested" in run.stdout
     assert "in/a.csv" in run.stdout
     assert ws.read_dataset("orders").num_rows == 1  # its rows are not stored twice
+
+
+def test_follow_polls_a_file_source_until_stopped(
+    tmp_path: Path, workspace_store_url: str | None
+) -> None:
+    import threading
+    import time
+
+    ws = _project(
+        tmp_path,
+        workspace_store_url,
+        "  orders: {type: csv, path: 'in/*.csv', poll_seconds: 0.2}\n",
+    )
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "1.csv").write_text("id,amount\n1,2.5\n")
+    stop = threading.Event()
+    seen: list[str] = []
+    follower = threading.Thread(
+        target=lambda: ws.follow("orders", stop=stop, on_batch=lambda b: seen.append(b.file))
+    )
+    follower.start()
+    deadline = time.monotonic() + 30
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "in" / "2.csv").write_text("id,amount\n2,3.5\n")  # lands while it follows
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    follower.join(30)
+    assert not follower.is_alive()
+    assert seen == ["in/1.csv", "in/2.csv"]
+    assert sorted(ws.read_dataset("orders")["id"].to_pylist()) == ["1", "2"]  # no contract: text
