@@ -115,7 +115,9 @@ def ingest(
     """Ingest new batches through the contract (bad rows go to quarantine, counted).
 
     `gyre ingest rentals` ingests a declared source; `gyre ingest --all` every one;
-    `gyre ingest data/orders.csv --name orders [--contract orders.yaml]` a file, glob or URL.
+    `gyre ingest data/orders.csv --name orders [--contract orders.yaml]` a file, glob or URL;
+    `gyre ingest sensors --follow` runs a stream (MQTT, NATS, Redis, Kafka) or polls a source
+    until Ctrl-C or SIGTERM.
     Each batch reports rows in = accepted + quarantined + deduplicated.
     """
     from gyre.core.errors import UsageError
