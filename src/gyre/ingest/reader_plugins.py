@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from gyre.ingest.sources import IncomingBatch
+from gyre.ingest.sources import IncomingBatch, ModulePlugin
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -65,20 +65,8 @@ class _RowNames(Mapping[int, str]):
         return len(self._names)
 
 
-class ReaderSource:
+class ReaderSource(ModulePlugin):
     """A plugin around a reader module with ``read_batches(config, state)`` and a config class."""
-
-    module: str
-    config_class: str
-
-    def _module(self) -> Any:
-        import importlib
-
-        return importlib.import_module(self.module)
-
-    def options_model(self, type_name: str) -> type[BaseModel]:
-        model: type[BaseModel] = getattr(self._module(), self.config_class)
-        return model
 
     def batches(
         self,

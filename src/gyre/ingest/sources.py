@@ -96,6 +96,21 @@ class SourcePlugin(Protocol):
         ...
 
 
+class ModulePlugin:
+    """Base of the built-in plugins: the work lives in ``module`` (imported only when a source
+    of this type is used) and the options model is its ``config_class``."""
+
+    module: str
+    config_class: str
+
+    def _module(self) -> Any:
+        return importlib.import_module(self.module)
+
+    def options_model(self, type_name: str) -> type[BaseModel]:
+        model: type[BaseModel] = getattr(self._module(), self.config_class)
+        return model
+
+
 def register_source(name: str, plugin: Any) -> None:
     """Add a source type: a plugin object, or a "module:attribute" path loaded when used."""
     _registered[name] = plugin

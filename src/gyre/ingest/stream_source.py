@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gyre.ingest.sources import IncomingBatch
+from gyre.ingest.sources import IncomingBatch, ModulePlugin
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -120,21 +120,10 @@ class Consumer(Protocol):
 ConsumerFactory = Callable[[BaseModel, Mapping[str, Any], str], Consumer]
 
 
-class StreamSource:
+class StreamSource(ModulePlugin):
     """A source plugin around a consumer factory ``module:function(options, state, source)``."""
 
     streaming = True
-    module: str
-    config_class: str
-
-    def _module(self) -> Any:
-        import importlib
-
-        return importlib.import_module(self.module)
-
-    def options_model(self, type_name: str) -> type[BaseModel]:
-        model: type[BaseModel] = getattr(self._module(), self.config_class)
-        return model
 
     def batches(
         self,
