@@ -215,14 +215,7 @@ def hold_to_contract(
             kind = _new_column_type(table.column(column), has_value)
             added.append(EvolvedColumn(column, kind))
         elif policy.columns == "discard_row":
-            found.add(
-                has_value,
-                column,
-                DRIFT_RULE,
-                as_text(table.column(column)),
-                f"{column} = '{{v}}' is in a column {known.name} does not have "
-                "(schema_drift.columns: discard_row)",
-            )
+            _refuse_new_column(found, table, column, has_value, known)
         events.append(_new_column_event(column, kind, policy.columns, _count(has_value)))
     for column in missing:
         table = table.append_column(column, pa.nulls(n, pa.string()))
@@ -422,14 +415,7 @@ def hold_to_stored(
         has_value = _has_value(table.column(column), ("",))
         kind = gyre_type(table.schema.field(column).type)
         if policy.columns == "discard_row":
-            found.add(
-                has_value,
-                column,
-                DRIFT_RULE,
-                as_text(table.column(column)),
-                f"{column} = '{{v}}' is in a column {known.name} does not have "
-                "(schema_drift.columns: discard_row)",
-            )
+            _refuse_new_column(found, table, column, has_value, known)
         if policy.columns != "evolve":
             table = table.drop_columns([column])
         events.append(_new_column_event(column, kind, policy.columns, _count(has_value)))
@@ -497,3 +483,17 @@ def _type_names(stored: pa.DataType, incoming: pa.DataType) -> tuple[str, str]:
 def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     at = table.column_names.index(name)
     return table.set_column(at, pa.field(name, values.type), values)
+
+
+def _refuse_new_column(
+    found: Violations, table: pa.Table, column: str, has_value: pa.Array, known: Known
+) -> None:
+    """``discard_row``: every row with a value in the new ``column`` goes to quarantine."""
+    found.add(
+        has_value,
+        column,
+        DRIFT_RULE,
+        as_text(table.column(column)),
+        f"{column} = '{{v}}' is in a column {known.name} does not have "
+        "(schema_drift.columns: discard_row)",
+    )

@@ -13,7 +13,8 @@ caller knows when a batch is durable.
 Shared by the sources: :func:`expand_env` (secrets stay in the environment and only ``${NAME}``
 references live in ``gyre.yaml``) and :func:`encode_value` / :func:`decode_value`, which keep
 datetimes, decimals and other non-JSON positions exact through a JSON state, and
-:func:`position_text` / :func:`position_texts`, one text for a value in row positions.
+:func:`position_text` / :func:`position_texts`, one text for a value in row positions, and
+:func:`url_without_password` for labels and messages.
 """
 
 from __future__ import annotations
@@ -158,3 +159,16 @@ def position_text(value: Any) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
     return str(value)
+
+
+def url_without_password(url: str) -> str:
+    """``url`` without a password, for labels and messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

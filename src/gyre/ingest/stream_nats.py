@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import Field
 
 from gyre.core.errors import ConfigError, SourceError
+from gyre.ingest.source_batch import url_without_password
 from gyre.ingest.stream_source import Message, StreamOptions, StreamSource
 
 
@@ -69,7 +70,7 @@ class NatsConsumer:
                 "the nats source needs nats-py", hint="pip install 'gyre[streams]'"
             ) from None
         self._options = options
-        self.origin = f"{_redacted(options.url)}/{options.stream or options.subject}"
+        self.origin = f"{url_without_password(options.url)}/{options.stream or options.subject}"
         self._durable = options.durable or f"gyre-{source}"
         self._committed = int(state.get("sequence", 0))
         self._taken = self._committed  # highest sequence handed out
@@ -118,7 +119,7 @@ class NatsConsumer:
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             raise SourceError(
-                f"cannot reach the NATS server at {_redacted(options.url)}: "
+                f"cannot reach the NATS server at {url_without_password(options.url)}: "
                 f"{exc or type(exc).__name__}",
                 hint="check `url` in gyre.yaml and that nats-server runs with JetStream (-js)",
                 retryable=True,
@@ -228,16 +229,3 @@ class NatsConsumer:
         if self._nc is not None and not self._nc.is_closed:
             self._run(self._nc.close())
         self._loop.close()
-
-
-def _redacted(url: str) -> str:
-    """``url`` without a password, for labels and messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

@@ -59,12 +59,11 @@ class RedisConsumer:
             raise ConfigError(
                 "the redis source needs redis-py", hint="pip install 'gyre[streams]'"
             ) from None
-        from gyre.ingest.source_batch import expand_env
-        from gyre.ingest.stream_nats import _redacted
+        from gyre.ingest.source_batch import expand_env, url_without_password
 
         self._options = options
         url = expand_env(options.url, key="url")
-        self.origin = f"{_redacted(url)}/{options.stream}"
+        self.origin = f"{url_without_password(url)}/{options.stream}"
         self._client = redis.Redis.from_url(
             url,
             socket_connect_timeout=options.connect_timeout,

@@ -117,9 +117,6 @@ class Consumer(Protocol):
     def close(self) -> None: ...
 
 
-ConsumerFactory = Callable[[BaseModel, Mapping[str, Any], str], Consumer]
-
-
 class StreamSource(ModulePlugin):
     """A source plugin around a consumer factory ``module:function(options, state, source)``."""
 
