@@ -76,27 +76,24 @@ class FileSource:
 
     def already_ingested(
         self, ctx: StageContext, options: BaseModel, state: Mapping[str, Any]
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
+        """Files the pattern matches that were ingested before, and among them the local ones
+        whose size or modification time changed since. Those are not ingested again (their
+        rows are stored already, and a file is a batch once); the caller says so instead of
+        passing over them in silence. One listing of the pattern serves both."""
         assert isinstance(options, FileOptions)
         seen = state.get("files", {})
-        return [shown for shown, _ in list_files(ctx.paths.root, options.path) if shown in seen]
-
-    def changed_since_ingested(
-        self, ctx: StageContext, options: BaseModel, state: Mapping[str, Any]
-    ) -> list[str]:
-        """Ingested local files whose size or modification time differs from when they were
-        ingested. They are not ingested again (their rows are already stored, and a file is
-        a batch once); the caller says so instead of passing over them in silence."""
-        assert isinstance(options, FileOptions)
-        seen = state.get("files", {})
-        changed = []
+        ingested: list[str] = []
+        changed: list[str] = []
         for shown, location in list_files(ctx.paths.root, options.path):
             then = seen.get(shown)
-            if not isinstance(then, dict) or "size" not in then or _is_url(location):
+            if then is None:
                 continue
-            if _stamp(location) != {"size": then["size"], "mtime_ns": then.get("mtime_ns")}:
+            ingested.append(shown)
+            stamped = isinstance(then, dict) and "size" in then and not _is_url(location)
+            if stamped and _stamp(location) != {"size": then["size"], "mtime_ns": then["mtime_ns"]}:
                 changed.append(shown)
-        return changed
+        return ingested, changed
 
     def batches(
         self,

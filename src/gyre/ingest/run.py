@@ -175,9 +175,7 @@ def ingest_with(
         state = ctx.store.datasets.source_state(name)
         already = getattr(plugin, "already_ingested", None)
         if already is not None and not report.batches:
-            report.skipped = list(already(ctx, options, state))
-            changed = getattr(plugin, "changed_since_ingested", None)
-            report.changed = list(changed(ctx, options, state)) if changed else []
+            report.skipped, report.changed = already(ctx, options, state)
         extra = {"follow": follow, "stop": stop} if streaming else {}
         batches = plugin.batches(ctx, name, config.type, options, state, **extra)
         try:
