@@ -83,7 +83,7 @@ def arrow_type(t: Any, dialect: str) -> tuple[pa.DataType | None, Any]:
         return pa.date32(), None
     if isinstance(t, sa.Time):
         return pa.time64("us"), _to_time
-    if isinstance(t, sa.Interval):
+    if isinstance(t, sa.Interval) or kind == "INTERVAL":  # PostgreSQL's is no sa.Interval
         return pa.duration("us"), None
     if isinstance(t, (sa.JSON, sa.ARRAY)):
         return pa.string(), _to_json
