@@ -28,7 +28,6 @@ from gyre.datasets import (
     write_batches,
     write_table,
 )
-from gyre.datasets.writer import ROW_GROUP_ROWS
 
 
 @pytest.fixture
@@ -149,8 +148,14 @@ def test_same_data_gives_the_same_id(store: ArtifactStore, tmp_path: Path) -> No
     assert write_table(store, table.slice(1), part_rows=30).content_id() != first.content_id()
 
 
-def test_row_groups_fall_on_fixed_row_counts(store: ArtifactStore) -> None:
-    n = 2 * ROW_GROUP_ROWS + 1234
+def test_row_groups_fall_on_fixed_row_counts(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gyre.datasets import writer
+
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 1000)
+    group = writer.ROW_GROUP_ROWS
+    n = 2 * group + 234
     table = pa.table(
         {"x": pa.array(range(n), pa.int64()), "m": pa.array([i % 3 for i in range(n)])}
     )
@@ -158,7 +163,7 @@ def test_row_groups_fall_on_fixed_row_counts(store: ArtifactStore) -> None:
     (part,) = manifest.parts
     meta = pq.ParquetFile(store.path_of(part.id)).metadata
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-    assert sizes == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, 1234]
+    assert sizes == [group, group, 234]
     batches = table.to_batches(max_chunksize=50_000)
     assert write_batches(store, table.schema, batches) == manifest
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +179,14 @@ class ArtifactStore:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
+    def writer(self) -> BlobWriter:
+        """A blob written in pieces (``write``), stored and named by its hash at ``finish``.
+
+        For bytes that pass through once, such as a big file read block by block: they are
+        hashed and copied as they go, and stored under the hash of exactly what was written.
+        """
+        return BlobWriter(self)
+
     def get_bytes(self, cid: str) -> bytes:
         """Read a blob and verify it still hashes to ``cid``."""
         path = self._path(_digest_of(cid))
@@ -244,3 +253,52 @@ class ArtifactStore:
             Path(tmp).replace(path)
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+
+class BlobWriter:
+    """A blob written piece by piece (see :meth:`ArtifactStore.writer`); use as a context
+    manager so an abandoned write leaves no temporary file behind."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self._store = store
+        incoming = f"{store.root}/incoming" if store.is_local else tempfile.gettempdir()
+        if store.is_local:
+            store.fs.makedirs(incoming, exist_ok=True)
+        self._tmp = Path(store._temp_name(f"{incoming}/blob"))
+        self._fh: IO[bytes] | None = self._tmp.open("wb")
+        self._hasher = blake3.blake3()
+        self.size = 0
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self._tmp.unlink(missing_ok=True)
+
+    def write(self, data: bytes) -> None:
+        assert self._fh is not None, "write after finish"
+        self._hasher.update(data)
+        self._fh.write(data)
+        self.size += len(data)
+
+    def finish(self) -> str:
+        """Store what was written; returns its content id."""
+        assert self._fh is not None, "finish twice"
+        fh, self._fh = self._fh, None
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        cid = PREFIX + self._hasher.hexdigest()
+        store = self._store
+        path = store._path(_digest_of(cid))
+        if store.is_local:
+            if not store.fs.exists(path):
+                store.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                self._tmp.replace(path)
+        elif not store.fs.exists(path):
+            store.fs.put_file(str(self._tmp), path)
+        self._tmp.unlink(missing_ok=True)
+        return cid

@@ -80,8 +80,10 @@ def stage_version(
     stats: dict[str, Any] | None = None,
     table: pa.Table | None = None,
     column_tags: dict[str, dict[str, Any]] | None = None,
+    profile: DatasetProfile | None = None,
 ) -> StagedVersion:
-    """Save ``manifest`` and profile its data (``table`` if the caller holds it, else the parts).
+    """Save ``manifest`` and profile its data: ``profile`` if the caller made it, else
+    ``table`` if the caller holds it, else from the parts.
 
     Kept apart from registration so several versions can be registered in one transaction.
     """
@@ -89,12 +91,16 @@ def stage_version(
     from gyre.datasets.profile import profile_table
 
     cid = save_manifest(artifacts, manifest)
-    if table is not None:
-        profile = profile_table(table).model_dump(mode="json")
-    else:
-        profile = profile_parts(artifacts, manifest).model_dump(mode="json")
+    if profile is None:
+        profile = profile_table(table) if table is not None else profile_parts(artifacts, manifest)
     return StagedVersion(
-        name, manifest, cid, profile, kind, dict(stats or {}), dict(column_tags or {})
+        name,
+        manifest,
+        cid,
+        profile.model_dump(mode="json"),
+        kind,
+        dict(stats or {}),
+        dict(column_tags or {}),
     )
 
 

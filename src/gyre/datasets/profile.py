@@ -100,34 +100,45 @@ def _distinct_counts(table: pa.Table) -> dict[str, int]:
     """Distinct non-null values per column, as :func:`profile_column` counts them (floats:
     NaN left out, -0.0 equal to 0.0), for the columns DuckDB can count; others are absent."""
     import duckdb
-    import pyarrow as pa
 
-    counts: dict[str, int] = {}
     connection = duckdb.connect()
     try:
         connection.register("profiled", table)
-        for index, field in enumerate(table.schema):
-            column = f'"{field.name.replace(chr(34), chr(34) * 2)}"'
-            if pa.types.is_floating(field.type):
-                column = f"CASE WHEN isnan({column}) THEN NULL ELSE {column} + 0.0 END"
-            elif not (
-                pa.types.is_integer(field.type)
-                or pa.types.is_string(field.type)
-                or pa.types.is_large_string(field.type)
-                or pa.types.is_boolean(field.type)
-                or pa.types.is_temporal(field.type)
-            ):
-                continue  # decimals, binaries, nested, dictionaries: Arrow's kernel decides
-            try:
-                query = f"SELECT count(DISTINCT {column}) FROM profiled"
-                row = connection.execute(query).fetchone()
-            except duckdb.Error:
-                continue
-            if row is not None:
-                counts[table.column_names[index]] = int(row[0])
+        return distinct_counts_in(connection, "profiled", table.schema)
     finally:
         connection.close()
+
+
+def distinct_counts_in(connection: Any, relation: str, schema: pa.Schema) -> dict[str, int]:
+    """:func:`_distinct_counts` of the DuckDB ``relation`` (a registered table or a view over
+    Parquet files) with ``schema``."""
+    import duckdb
+    import pyarrow as pa
+
+    counts: dict[str, int] = {}
+    for field in schema:
+        column = _quoted(field.name)
+        if pa.types.is_floating(field.type):
+            column = f"CASE WHEN isnan({column}) THEN NULL ELSE {column} + 0.0 END"
+        elif not (
+            pa.types.is_integer(field.type)
+            or pa.types.is_string(field.type)
+            or pa.types.is_large_string(field.type)
+            or pa.types.is_boolean(field.type)
+            or pa.types.is_temporal(field.type)
+        ):
+            continue  # decimals, binaries, nested, dictionaries: Arrow's kernel decides
+        try:
+            row = connection.execute(f"SELECT count(DISTINCT {column}) FROM {relation}").fetchone()
+        except duckdb.Error:
+            continue
+        if row is not None:
+            counts[field.name] = int(row[0])
     return counts
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def profile_column(

@@ -35,7 +35,10 @@ from gyre.core.errors import DataError
 from gyre.datasets.manifest import DatasetManifest, PartRef, save_manifest
 
 PART_ROWS = 1_000_000
-ROW_GROUP_ROWS = 128 * 1024
+# One row group per part: Parquet's dictionaries and statistics are per row group, and with
+# 128k-row groups writing took 40% longer (0.84 s vs 0.59 s per million bench rows) for files
+# 30% bigger. A part in memory is what the writer holds at most.
+ROW_GROUP_ROWS = PART_ROWS
 WRITE_THREADS = min(2, os.cpu_count() or 1)
 """Parts of an in-memory table written at once (each holds one row group in memory)."""
 

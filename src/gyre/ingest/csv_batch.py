@@ -129,18 +129,32 @@ def read_csv_batch(
     return read_csv_bytes(read_local_bytes(Path(path), name), name, encoding=encoding)
 
 
-def read_csv_bytes(
+@dataclass(frozen=True)
+class CsvLayout:
+    """What the start of a delimited file says about all of it."""
+
+    utf8: bytes
+    """The bytes given, as UTF-8 (the same object when they already were)."""
+    encoding: str
+    dialect: CsvDialect
+    names: list[str]
+    """Column names for the table (made up where the header has none)."""
+    header_names: list[str] | None
+    """The header row as written, or None when the file has no header."""
+    notes: list[str]
+
+
+def csv_layout(
     data: bytes,
     name: str,
     *,
     encoding: str | None = None,
     delimiter: str | None = None,
     header: bool | None = None,
-) -> RawBatch:
-    """Read delimited text held in ``data``; ``name`` is the file named in messages.
-
-    ``encoding``, ``delimiter`` and ``header`` are detected when None.
-    """
+) -> CsvLayout:
+    """Encoding, dialect and column names of delimited text ``data`` (a whole file, or its
+    start when :mod:`.csv_blocks` reads it in blocks); raises :class:`SourceError` for an
+    empty file, a title line above the header, and header rows without usable names."""
     if _blank(data):
         raise SourceError(f"{name}: the file is empty (expected a header row)", hint=EMPTY_HINT)
     if delimiter is not None and (
@@ -164,23 +178,77 @@ def read_csv_bytes(
     if not dialect.header:
         notes.append(f"no header row detected: columns named column_1..column_{len(names)}")
 
-    has_quotes = b'"' in utf8
     header_names = first if dialect.header else None
-    table, invalid = _arrow_read(utf8, names, header_names, dialect, name, has_quotes)
+    return CsvLayout(utf8, used_encoding, dialect, names, header_names, notes)
 
-    skip = 1 if dialect.header else 0
+
+def read_csv_bytes(
+    data: bytes,
+    name: str,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> RawBatch:
+    """Read delimited text held in ``data``; ``name`` is the file named in messages.
+
+    ``encoding``, ``delimiter`` and ``header`` are detected when None.
+    """
+    layout = csv_layout(data, name, encoding=encoding, delimiter=delimiter, header=header)
+    utf8, dialect, names = layout.utf8, layout.dialect, layout.names
+    has_quotes = b'"' in utf8
+    table, invalid = arrow_read(utf8, names, layout.header_names, dialect, name, has_quotes)
+
+    lines, malformed = tie_to_lines(
+        utf8,
+        table,
+        invalid,
+        header=dialect.header,
+        has_quotes=has_quotes,
+        name=name,
+        delimiter=dialect.delimiter,
+    )
+    return RawBatch(
+        file=name,
+        table=table,
+        lines=lines,
+        malformed=malformed,
+        header_detected=dialect.header,
+        format="tsv" if dialect.delimiter == "\t" else "csv",
+        encoding=layout.encoding,
+        dialect=dialect,
+        notes=tuple(layout.notes),
+    )
+
+
+def tie_to_lines(
+    utf8: bytes,
+    table: pa.Table,
+    invalid: list[Any],
+    *,
+    header: bool,
+    has_quotes: bool,
+    name: str,
+    delimiter: str,
+    first_line: int = 1,
+    line_breaks: int | None = None,
+) -> tuple[pa.Array, pa.Table]:
+    """The line of each row Arrow read from ``utf8``, and the records it could not read
+    (:data:`MALFORMED_SCHEMA`). ``first_line`` is the line ``utf8`` starts on in its file;
+    ``line_breaks``, its count of LF bytes when the caller has counted them already."""
+    skip = 1 if header else 0
     expected = table.num_rows + len(invalid) + skip
-    record_lines = _one_line_records(utf8, expected, has_quotes)
+    record_lines = _one_line_records(utf8, expected, has_quotes, line_breaks)
     if record_lines is None:
-        record_lines = _record_lines(utf8, has_quotes, name, dialect.delimiter)
+        record_lines = _record_lines(utf8, has_quotes, name, delimiter)
     if record_lines is None or len(record_lines) != expected:
-        record_lines = _record_lines_slow(utf8.decode("utf-8-sig"), dialect.delimiter)
+        record_lines = _record_lines_slow(utf8.decode("utf-8-sig"), delimiter)
     if len(record_lines) != expected:
         raise SourceError(
             f"{name}: could not match {table.num_rows} parsed rows to lines of the file",
             hint="check for unbalanced quotes; please report this file to the Gyre developers",
         )
-    data_lines = record_lines[skip:]
+    data_lines = record_lines[skip:] + (first_line - 1)
     skipped = np.array([row.number - 1 - skip for row in invalid], dtype=np.int64)
     keep = np.ones(len(data_lines), dtype=bool)
     keep[skipped] = False
@@ -198,17 +266,7 @@ def read_csv_bytes(
         },
         schema=MALFORMED_SCHEMA,
     )
-    return RawBatch(
-        file=name,
-        table=table,
-        lines=pa.array(data_lines[keep], pa.int64()),
-        malformed=malformed,
-        header_detected=dialect.header,
-        format="tsv" if dialect.delimiter == "\t" else "csv",
-        encoding=used_encoding,
-        dialect=dialect,
-        notes=tuple(notes),
-    )
+    return pa.array(data_lines[keep], pa.int64()), malformed
 
 
 def ingest_batch(
@@ -329,14 +387,23 @@ def _column_names(
     return names, notes
 
 
-def _arrow_read(
+def arrow_read(
     data: bytes,
     names: list[str],
     header: list[str] | None,
     dialect: CsvDialect,
     name: str,
     has_quotes: bool,
+    *,
+    check_utf8: bool = False,
+    one_chunk: bool = False,
 ) -> tuple[pa.Table, list[Any]]:
+    """Every column of ``data`` as text, and the records Arrow could not split (skipped).
+
+    ``header`` is the header row when ``data`` starts with it. ``check_utf8``: the caller has
+    not validated the bytes. ``one_chunk`` reads a small buffer into one chunk per column, so
+    later kernels need not join chunks.
+    """
     invalid: list[Any] = []
 
     def on_invalid(row: Any) -> str:
@@ -353,7 +420,11 @@ def _arrow_read(
         # buffer is wrapped, not copied (io.BytesIO made Arrow copy it block by block).
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(data)),
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=read_names),
+            read_options=pacsv.ReadOptions(
+                use_threads=False,
+                column_names=read_names,
+                block_size=len(data) + 1 if one_chunk else 1 << 20,
+            ),
             parse_options=pacsv.ParseOptions(
                 delimiter=dialect.delimiter,
                 newlines_in_values=has_quotes,
@@ -362,7 +433,7 @@ def _arrow_read(
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in header or names},
                 strings_can_be_null=False,
-                check_utf8=False,  # to_utf8 checked the whole buffer already
+                check_utf8=check_utf8,  # else to_utf8 checked the whole buffer already
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -375,7 +446,9 @@ def _arrow_read(
     return table, invalid
 
 
-def _one_line_records(data: bytes, records: int, has_quotes: bool) -> np.ndarray | None:
+def _one_line_records(
+    data: bytes, records: int, has_quotes: bool, line_breaks: int | None = None
+) -> np.ndarray | None:
     """Lines ``1..records`` when every record is exactly one line; None when that is not sure.
 
     Counting bytes is many times cheaper than locating every line break (:func:`_record_lines`)
@@ -391,7 +464,8 @@ def _one_line_records(data: bytes, records: int, has_quotes: bool) -> np.ndarray
         return None
     if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    breaks = data.count(b"\n") if line_breaks is None else line_breaks
+    lines = breaks + (0 if data.endswith(b"\n") else 1)
     if lines != records:
         return None
     return np.arange(1, records + 1, dtype=np.int64)
@@ -412,7 +486,7 @@ def _record_lines(data: bytes, has_quotes: bool, name: str, delimiter: str) -> n
             breaks = terminators
     if has_quotes:
         quotes = np.flatnonzero(buf == _QUOTE)
-        if not _quotes_at_field_edges(buf, quotes, ord(delimiter)):
+        if not quotes_at_field_edges(buf, quotes, ord(delimiter)):
             return None
         if len(quotes) % 2:
             # Arrow quietly closes a quote left open at the end of the file; that is how a
@@ -449,7 +523,7 @@ def _lone_cr(buf: np.ndarray) -> np.ndarray:
     return lone
 
 
-def _quotes_at_field_edges(buf: np.ndarray, quotes: np.ndarray, delimiter: int) -> bool:
+def quotes_at_field_edges(buf: np.ndarray, quotes: np.ndarray, delimiter: int) -> bool:
     # A quote in the middle of an unquoted field (5"10) is a literal character for Arrow, and
     # would flip the parity rule above; only trust the rule when every quote touches a field
     # edge (start or end of a field, or another quote, as in the escape "").

@@ -155,7 +155,7 @@ def _count(mask: pa.Array) -> int:
     return int(pc.sum(mask.cast(pa.int64())).as_py() or 0)
 
 
-def _new_column_event(column: str, kind: str | None, mode: str, values: int) -> DriftEvent:
+def new_column_event(column: str, kind: str | None, mode: str, values: int) -> DriftEvent:
     action, detail = {
         "evolve": ("added_column", f"added as {kind}, nullable; earlier rows read as null"),
         "discard_row": (
@@ -168,9 +168,7 @@ def _new_column_event(column: str, kind: str | None, mode: str, values: int) -> 
     return DriftEvent("columns", "new_column", column, None, kind, mode, action, affected, detail)
 
 
-def _missing_event(
-    column: str, kind: str, mode: str, rows: int, quarantined: int = 0
-) -> DriftEvent:
+def missing_event(column: str, kind: str, mode: str, rows: int, quarantined: int = 0) -> DriftEvent:
     detail = f"read as null in {rows} row(s)"
     if quarantined:
         detail += f"; the column is not nullable, so {quarantined} row(s) were quarantined"
@@ -216,7 +214,7 @@ def hold_to_contract(
             added.append(EvolvedColumn(column, kind))
         elif policy.columns == "discard_row":
             _refuse_new_column(found, table, column, has_value, known)
-        events.append(_new_column_event(column, kind, policy.columns, _count(has_value)))
+        events.append(new_column_event(column, kind, policy.columns, _count(has_value)))
     for column in missing:
         table = table.append_column(column, pa.nulls(n, pa.string()))
     working = _with_columns(contract, added)
@@ -275,7 +273,7 @@ def hold_to_contract(
                 pc.is_in(result.quarantine["rule"], pa.array(["not_null", "primary_key_null"])),
             )
         )
-        events.append(_missing_event(column, declared[column].type, policy.columns, n, refused))
+        events.append(missing_event(column, declared[column].type, policy.columns, n, refused))
     evolved = merge_evolved(added, widened)
     return HeldBatch(result, tuple(events), working, evolved)
 
@@ -418,7 +416,7 @@ def hold_to_stored(
             _refuse_new_column(found, table, column, has_value, known)
         if policy.columns != "evolve":
             table = table.drop_columns([column])
-        events.append(_new_column_event(column, kind, policy.columns, _count(has_value)))
+        events.append(new_column_event(column, kind, policy.columns, _count(has_value)))
     failures: dict[str, _Failures] = {}
     for field in stored:
         if field.name not in table.column_names:
@@ -469,7 +467,7 @@ def hold_to_stored(
         _freeze_types(known, raw.file, failures)
     for column in missing:
         kind = gyre_type(stored.field(column).type)
-        events.append(_missing_event(column, kind, policy.columns, n))
+        events.append(missing_event(column, kind, policy.columns, n))
     return HeldBatch(split_found(raw, table, found, quarantine_limit), tuple(events))
 
 

@@ -12,6 +12,7 @@ the exact file a row came from.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from gyre.ingest.sources import IncomingBatch
 
 if TYPE_CHECKING:
     from gyre.core.context import StageContext
+    from gyre.ingest.block_run import LargeFile
     from gyre.ingest.csv_batch import RawBatch
 
 FORMAT_OF_TYPE = {
@@ -102,7 +104,9 @@ class FileSource:
         type_name: str,
         options: BaseModel,
         state: Mapping[str, Any],
-    ) -> Iterator[IncomingBatch]:
+    ) -> Iterator[IncomingBatch | LargeFile]:
+        """New files, each one batch; a big delimited one as a :class:`LargeFile` to be read
+        in blocks (:mod:`gyre.ingest.block_run`)."""
         assert isinstance(options, FileOptions)
         fmt = FORMAT_OF_TYPE.get(type_name) or options.format
         files = dict(state.get("files", {}))
@@ -112,22 +116,60 @@ class FileSource:
         task = ctx.progress.task(f"ingest {name}", total=len(pending)) if pending else None
         for shown, location in pending:
             stamp = {} if _is_url(location) else _stamp(location)
+            if _in_blocks(location, fmt, stamp):
+                from gyre.ingest.block_run import LargeFile
+
+                large = LargeFile(
+                    label=shown,
+                    location=location,
+                    stamp=stamp,
+                    state={**state, "files": dict(files)},
+                    whole=functools.partial(self._whole, ctx, fmt=fmt),
+                )
+                yield large
+                assert large.content_id is not None, "the consumer stores the raw copy"
+                files[shown] = {"content_id": large.content_id, **stamp}
+                if task is not None:
+                    task.advance()
+                continue
             raw_id, raw = _store_and_read(ctx, location, shown, fmt)
             files[shown] = {"content_id": raw_id, **stamp}
-            yield IncomingBatch(
-                label=shown,
-                table=raw.table,
-                positions=raw.lines,
-                malformed=raw.malformed,
-                state={**state, "files": dict(files)},
-                inputs=((file_node(shown, raw_id), raw_id),),
-                positions_kind=raw.positions,
-                details={"file": shown, "raw_content_id": raw_id},
-            )
+            yield _batch(shown, raw_id, raw, {**state, "files": dict(files)})
             if task is not None:
                 task.advance()
         if task is not None:
             task.close()
+
+    def _whole(self, ctx: StageContext, large: LargeFile, *, fmt: str | None) -> IncomingBatch:
+        """A file handed over for block reading, read whole after all."""
+        raw_id, raw = _store_and_read(ctx, large.location, large.label, fmt)
+        large.content_id = raw_id
+        return _batch(large.label, raw_id, raw, large.state_after(raw_id))
+
+
+def _batch(shown: str, raw_id: str, raw: RawBatch, state: dict[str, Any]) -> IncomingBatch:
+    return IncomingBatch(
+        label=shown,
+        table=raw.table,
+        positions=raw.lines,
+        malformed=raw.malformed,
+        state=state,
+        inputs=((file_node(shown, raw_id), raw_id),),
+        positions_kind=raw.positions,
+        details={"file": shown, "raw_content_id": raw_id},
+    )
+
+
+def _in_blocks(location: str, fmt: str | None, stamp: Mapping[str, int]) -> bool:
+    """Whether a file is big, local, uncompressed delimited text: read in blocks then."""
+    from gyre.ingest import csv_blocks
+    from gyre.ingest.formats import format_for, is_compressed
+
+    if _is_url(location) or is_compressed(location) or not stamp:
+        return False
+    if (fmt or format_for(location)) not in ("csv", "tsv"):
+        return False
+    return stamp["size"] >= csv_blocks.MIN_FILE_BYTES
 
 
 def _store_and_read(

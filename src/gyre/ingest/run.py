@@ -30,7 +30,7 @@ from gyre.core.runs import code_hash, track_run
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     import pyarrow as pa
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
     from gyre.core.config import SourceConfig
     from gyre.core.context import StageContext
-    from gyre.datasets.catalog import DatasetVersion
+    from gyre.core.runs import TrackedRun
+    from gyre.datasets.catalog import DatasetVersion, StagedVersion
     from gyre.ingest.contract import Contract
     from gyre.ingest.schema_step import HeldSchema
     from gyre.ingest.sources import IncomingBatch
@@ -161,6 +162,7 @@ def ingest_with(
     """Ingest the new batches of a source described by ``config`` into dataset ``name``."""
     import threading
 
+    from gyre.ingest.block_run import LargeFile, ingest_large
     from gyre.ingest.contract import load_contract
     from gyre.ingest.sources import get_source, parse_options
 
@@ -180,9 +182,14 @@ def ingest_with(
         batches = plugin.batches(ctx, name, config.type, options, state, **extra)
         try:
             for batch in batches:
-                done = ingest_batch(
-                    ctx, name, config, batch, contract=contract, contract_path=contract_path
-                )
+                if isinstance(batch, LargeFile):
+                    done = ingest_large(
+                        ctx, name, config, batch, contract=contract, contract_path=contract_path
+                    )
+                else:
+                    done = ingest_batch(
+                        ctx, name, config, batch, contract=contract, contract_path=contract_path
+                    )
                 report.batches.append(done)
                 if on_batch is not None:
                     on_batch(done)
@@ -206,7 +213,7 @@ def ingest_batch(
     contract_path: Path | None,
 ) -> BatchReport:
     """Run one batch through contract, dedup and PII into the next dataset version."""
-    from gyre.datasets.catalog import register_version, stage_version
+    from gyre.datasets.catalog import stage_version
     from gyre.datasets.writer import append
     from gyre.ingest.schema_step import conform_to_stored
 
@@ -265,48 +272,11 @@ def ingest_batch(
                 if column in accepted.column_names
             },
         )
-        staged_quarantine = None
-        if quarantine.num_rows:
-            q_name = name + QUARANTINE_SUFFIX
-            q_base = latest_version(ctx, q_name)
-            if q_base is not None:
-                run.input(
-                    dataset_node(q_name, q_base.record.version), version=q_base.record.content_id
-                )
-            staged_quarantine = stage_version(
-                ctx.artifacts,
-                q_name,
-                append(ctx.artifacts, q_base.manifest if q_base else None, quarantine),
-                kind="quarantine",
-                stats=stats,
-            )
-        registered: list[DatasetVersion] = []
-
-        def commit_together(conn: Connection, version: int) -> None:
-            # The quarantine version and the source's position commit in the same transaction
-            # as the source version: a crash leaves all three or none, never a batch half-taken.
-            if staged_quarantine is not None:
-                registered.append(
-                    register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
-                )
-            position = {**batch.state, "last_version": version}
-            ctx.store.datasets.save_source_state(
-                conn, name, config.type, config.model_dump(mode="json"), position
-            )
-            held.commit(ctx.store, conn, run_id=run.id, dataset_version=version)
-
-        stored = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
+        stored, quarantine_ref = commit_version(
+            ctx, run, name, config, staged, quarantine, state=batch.state, held=held
+        )
         if batch.acknowledge is not None:  # committed: only now may a broker forget it
             _acknowledge(batch)
-        quarantine_ref = None
-        if registered:
-            q_version = registered[-1]
-            quarantine_ref = q_version.ref
-            run.output(
-                dataset_node(q_version.record.dataset, q_version.record.version),
-                version=q_version.record.content_id,
-            )
-        run.output(dataset_node(name, stored.record.version), version=stored.record.content_id)
         run.metrics.update(
             rows_in=batch.rows_in,
             accepted=accepted.num_rows,
@@ -326,6 +296,64 @@ def ingest_batch(
         contract_version=held.contract_version,
         schema_drift=held.event_dicts(),
     )
+
+
+def commit_version(
+    ctx: StageContext,
+    run: TrackedRun,
+    name: str,
+    config: SourceConfig,
+    staged: StagedVersion,
+    quarantine: pa.Table,
+    *,
+    state: Mapping[str, Any],
+    held: HeldSchema,
+) -> tuple[DatasetVersion, str | None]:
+    """Register ``staged``, the quarantine records as the next quarantine version, the source's
+    ``state`` and the schema step's versions and events, in one transaction. Returns the
+    registered version and the quarantine version's ref (None when nothing was refused)."""
+    from gyre.datasets.catalog import register_version, stage_version
+    from gyre.datasets.writer import append
+
+    staged_quarantine = None
+    if quarantine.num_rows:
+        q_name = name + QUARANTINE_SUFFIX
+        q_base = latest_version(ctx, q_name)
+        if q_base is not None:
+            run.input(dataset_node(q_name, q_base.record.version), version=q_base.record.content_id)
+        staged_quarantine = stage_version(
+            ctx.artifacts,
+            q_name,
+            append(ctx.artifacts, q_base.manifest if q_base else None, quarantine),
+            kind="quarantine",
+            stats=staged.stats,
+        )
+    registered: list[DatasetVersion] = []
+
+    def commit_together(conn: Connection, version: int) -> None:
+        # The quarantine version and the source's position commit in the same transaction
+        # as the source version: a crash leaves all three or none, never a batch half-taken.
+        if staged_quarantine is not None:
+            registered.append(
+                register_version(ctx.store, staged_quarantine, run_id=run.id, conn=conn)
+            )
+        position = {**state, "last_version": version}
+        ctx.store.datasets.save_source_state(
+            conn, name, config.type, config.model_dump(mode="json"), position
+        )
+        held.commit(ctx.store, conn, run_id=run.id, dataset_version=version)
+
+    stored = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
+    quarantine_ref = None
+    if registered:
+        q_version = registered[-1]
+        quarantine_ref = q_version.ref
+        run.output(
+            dataset_node(q_version.record.dataset, q_version.record.version),
+            version=q_version.record.content_id,
+        )
+    run.output(dataset_node(name, stored.record.version), version=stored.record.content_id)
+    return stored, quarantine_ref
 
 
 def _apply_contract(

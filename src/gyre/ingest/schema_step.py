@@ -132,11 +132,24 @@ def hold_batch(
     batch, and :class:`~gyre.core.errors.QuarantineLimitError` past the quarantine limit.
     """
     policy = effective_policy(config, contract)
+    events = table_events(name, raw.file, policy, base)
+    limit = config.quarantine_limit
+    if contract is None:
+        stored = base.manifest.schema if base is not None else None
+        held = hold_to_stored(raw, stored, policy, limit, Known(name))
+        return HeldSchema(name, raw.file, held.result, (*events, *held.events))
+    return _hold_to_contract(ctx, name, config, raw, contract, policy, events)
+
+
+def table_events(
+    name: str, label: str, policy: SchemaDriftConfig, base: DatasetVersion | None
+) -> list[DriftEvent]:
+    """The ``tables`` entity: a batch that creates the dataset (refused under ``freeze``)."""
     events: list[DriftEvent] = []
     if base is None:
         if policy.tables == "freeze":
             raise SchemaDriftError(
-                f"{raw.file}: source '{name}' has no dataset yet and its schema_drift.tables is "
+                f"{label}: source '{name}' has no dataset yet and its schema_drift.tables is "
                 "freeze, so it may not create one; the batch was refused and nothing was "
                 "committed",
                 hint=f"is '{name}' the name the dataset was created under (`gyre datasets "
@@ -155,12 +168,59 @@ def hold_batch(
                 f"the batch creates dataset '{name}'",
             )
         )
-    limit = config.quarantine_limit
-    if contract is None:
-        stored = base.manifest.schema if base is not None else None
-        held = hold_to_stored(raw, stored, policy, limit, Known(name))
-        return HeldSchema(name, raw.file, held.result, (*events, *held.events))
-    return _hold_to_contract(ctx, name, config, raw, contract, policy, events)
+    return events
+
+
+class ContractVersions:
+    """The source's effective contract, and the versions a batch checked by it must register.
+
+    Blobs go in as soon as a version is noted: if the batch fails they are unreferenced, never
+    wrong. The versions themselves are registered by :meth:`HeldSchema.commit`.
+    """
+
+    def __init__(
+        self, ctx: StageContext, name: str, config: SourceConfig, contract: Contract
+    ) -> None:
+        from gyre.core.artifacts import content_id
+        from gyre.ingest.contract_versions import EvolvedColumn, apply_evolved, canonical_yaml
+
+        self.ctx = ctx
+        self.config = config
+        self.latest = ctx.store.schemas.latest_contract(name)
+        before = [EvolvedColumn.from_dict(e) for e in self.latest.evolved] if self.latest else []
+        self.effective, self.kept = apply_evolved(contract, before)
+        self.file_bytes = canonical_yaml(contract)
+        self.file_id = content_id(self.file_bytes)
+        self.number = self.latest.version if self.latest is not None else 0
+        self.pending: list[PendingContract] = []
+
+    def register(self, version: Contract, origin: str, evolved: tuple[EvolvedColumn, ...]) -> None:
+        """Note ``version`` unless it is the latest already."""
+        from gyre.core.artifacts import content_id
+        from gyre.ingest.contract_versions import canonical_yaml, column_summaries
+
+        data = canonical_yaml(version)
+        cid = content_id(data)
+        if self.pending:
+            last: str | None = self.pending[-1].content_id
+        else:
+            last = self.latest.content_id if self.latest else None
+        if cid == last:
+            return
+        self.ctx.artifacts.put_bytes(data)
+        self.ctx.artifacts.put_bytes(self.file_bytes)
+        self.number += 1
+        self.pending.append(
+            PendingContract(
+                self.number,
+                cid,
+                origin,
+                self.config.contract,
+                self.file_id,
+                evolved,
+                column_summaries(version),
+            )
+        )
 
 
 def _hold_to_contract(
@@ -172,46 +232,17 @@ def _hold_to_contract(
     policy: SchemaDriftConfig,
     events: list[DriftEvent],
 ) -> HeldSchema:
-    from gyre.core.artifacts import content_id
-    from gyre.ingest.contract_versions import (
-        EvolvedColumn,
-        apply_evolved,
-        canonical_yaml,
-        column_summaries,
-        merge_evolved,
-    )
-
-    latest = ctx.store.schemas.latest_contract(name)
-    before = [EvolvedColumn.from_dict(e) for e in latest.evolved] if latest else []
-    effective, kept = apply_evolved(contract, before)
+    versions = ContractVersions(ctx, name, config, contract)
     held = hold_to_contract(
-        raw, effective, policy, config.quarantine_limit, Known(name, config.contract)
+        raw, versions.effective, policy, config.quarantine_limit, Known(name, config.contract)
     )
-    file_bytes = canonical_yaml(contract)
-    file_id = content_id(file_bytes)
-    number = latest.version if latest is not None else 0
-    pending: list[PendingContract] = []
-
-    def register(version: Contract, origin: str, evolved: tuple[EvolvedColumn, ...]) -> None:
-        nonlocal number
-        data = canonical_yaml(version)
-        cid = content_id(data)
-        last = pending[-1].content_id if pending else (latest.content_id if latest else None)
-        if cid == last:
-            return
-        # Blobs go in before the commit: if the batch fails they are unreferenced, never wrong.
-        ctx.artifacts.put_bytes(data)
-        ctx.artifacts.put_bytes(file_bytes)
-        number += 1
-        summaries = column_summaries(version)
-        pending.append(
-            PendingContract(number, cid, origin, config.contract, file_id, evolved, summaries)
-        )
-
-    register(effective, "file", kept)
+    versions.register(versions.effective, "file", versions.kept)
     if held.evolved:
-        final, final_kept = apply_evolved(contract, merge_evolved(kept, held.evolved))
-        register(final, "evolved", final_kept)
+        from gyre.ingest.contract_versions import apply_evolved, merge_evolved
+
+        final, final_kept = apply_evolved(contract, merge_evolved(versions.kept, held.evolved))
+        versions.register(final, "evolved", final_kept)
+    number, pending = versions.number, versions.pending
     return HeldSchema(
         name, raw.file, held.result, (*events, *held.events), number or None, tuple(pending)
     )

@@ -1,0 +1,180 @@
+"""The profile of rows that arrive in blocks, without holding them all: per-block statistics
+merged, plus what only the whole can tell, counted by DuckDB over the written Parquet parts.
+
+    partials = [partial_profile(block) for block in blocks]    # on any thread, as blocks come
+    profile = finish_profile(partials, parts=paths)           # once the parts are written
+
+Counts, nulls, NaNs, minimum and maximum merge exactly. Mean and standard deviation merge by
+the pairwise formula of Chan, Golub and LeVeque (count, mean and sum of squared deviations per
+block), which agrees with one pass over all rows to rounding. Distinct counts and top values
+need every value at once: DuckDB counts them from the parts on all cores, with the conventions
+of :mod:`gyre.datasets.profile` (NaN left out, -0.0 equal to 0.0, ties broken by value).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gyre.datasets.profile import (
+    TOP_VALUES,
+    ColumnProfile,
+    DatasetProfile,
+    TopValue,
+    _categorical,
+    _maybe,
+    _numeric,
+    _orderable,
+    _quoted,
+    _to_json_scalar,
+    distinct_counts_in,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class ColumnPartial:
+    """One column of one block, reduced to what merges."""
+
+    name: str
+    type: pa.DataType
+    rows: int
+    null_count: int
+    nan_count: int
+    minimum: pa.Scalar | None
+    maximum: pa.Scalar | None
+    numbers: int  # non-null, non-NaN values the moments are over
+    mean: float | None
+    squares: float  # sum of squared deviations from ``mean``
+
+
+def partial_profile(table: pa.Table) -> list[ColumnPartial]:
+    """What :func:`finish_profile` needs of ``table``'s columns."""
+    return [_partial(name, table.column(name)) for name in table.column_names]
+
+
+def _partial(name: str, values: pa.ChunkedArray) -> ColumnPartial:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        values = values.cast(kind.value_type)
+    numbers = values
+    nan_count = 0
+    if pa.types.is_floating(values.type):
+        is_nan = pc.is_nan(values)
+        nan_count = int(pc.sum(is_nan).as_py() or 0)
+        if nan_count:
+            numbers = pc.filter(values, pc.invert(is_nan))
+    minimum = maximum = None
+    if _orderable(values.type):
+        extremes = _maybe(lambda: pc.min_max(numbers))
+        if extremes is not None:
+            minimum, maximum = extremes["min"], extremes["max"]
+    mean, squares, count = None, 0.0, 0
+    if _numeric(values.type):
+        if pa.types.is_decimal(values.type):
+            numbers = numbers.cast(pa.float64())
+        count = len(numbers) - numbers.null_count
+        if count:
+            mean = float(pc.mean(numbers).as_py())
+            squares = float(pc.variance(numbers, ddof=0).as_py() or 0.0) * count
+    return ColumnPartial(
+        name=name,
+        type=kind,
+        rows=len(values),
+        null_count=values.null_count,
+        nan_count=nan_count,
+        minimum=minimum,
+        maximum=maximum,
+        numbers=count,
+        mean=mean,
+        squares=squares,
+    )
+
+
+def finish_profile(
+    partials: Sequence[list[ColumnPartial]], schema: pa.Schema, parts: Sequence[str]
+) -> DatasetProfile:
+    """The profile of all blocks (``partials``, one list per block) stored as the Parquet
+    files ``parts`` with ``schema``."""
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        files = ", ".join("'" + path.replace("'", "''") + "'" for path in parts)
+        connection.execute(f"CREATE VIEW profiled AS SELECT * FROM read_parquet([{files}])")
+        distinct = distinct_counts_in(connection, "profiled", schema) if parts else {}
+        columns = []
+        for index, field in enumerate(schema):
+            mine = [block[index] for block in partials]
+            columns.append(_merged(field, mine, distinct.get(field.name), connection))
+    finally:
+        connection.close()
+    rows = sum(block[0].rows for block in partials) if partials and partials[0] else 0
+    return DatasetProfile(row_count=rows, columns=tuple(columns))
+
+
+def _merged(
+    field: pa.Field, blocks: list[ColumnPartial], distinct: int | None, connection: Any
+) -> ColumnProfile:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = sum(b.rows for b in blocks)
+    nulls = sum(b.null_count for b in blocks)
+    nans = sum(b.nan_count for b in blocks)
+    kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+    stats: dict[str, Any] = {
+        "name": field.name,
+        "type": str(field.type),
+        "count": rows - nulls,
+        "null_count": nulls,
+    }
+    if pa.types.is_floating(kind):
+        stats["nan_count"] = nans
+    if stats["count"] == 0:
+        stats["distinct_count"] = 0
+    else:
+        stats["distinct_count"] = None if distinct is None else distinct + min(nans, 1)
+    lows = [b.minimum for b in blocks if b.minimum is not None and b.minimum.is_valid]
+    highs = [b.maximum for b in blocks if b.maximum is not None and b.maximum.is_valid]
+    if lows and highs:
+        stats["min"] = _to_json_scalar(pc.min(pa.array(lows)))
+        stats["max"] = _to_json_scalar(pc.max(pa.array(highs)))
+    if _numeric(kind):
+        stats["mean"], stats["std"] = _moments(blocks)
+    if _categorical(kind, stats["distinct_count"]):
+        stats["top_values"] = _top_values(connection, field.name) if stats["count"] else ()
+    return ColumnProfile(**stats)
+
+
+def _moments(blocks: list[ColumnPartial]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of all blocks' numbers (Chan et al.'s merge)."""
+    count, mean, squares = 0, 0.0, 0.0
+    for block in blocks:
+        if not block.numbers or block.mean is None:
+            continue
+        total = count + block.numbers
+        delta = block.mean - mean
+        mean += delta * block.numbers / total
+        squares += block.squares + delta * delta * count * block.numbers / total
+        count = total
+    if count == 0:
+        return None, None
+    return mean, (math.sqrt(squares / (count - 1)) if count > 1 else None)
+
+
+def _top_values(connection: Any, name: str) -> tuple[TopValue, ...]:
+    column = _quoted(name)
+    rows = connection.execute(
+        f"SELECT {column}, count(*) AS n FROM profiled WHERE {column} IS NOT NULL "
+        f"GROUP BY {column} ORDER BY n DESC, {column} ASC LIMIT {TOP_VALUES}"
+    ).fetchall()
+    return tuple(TopValue(value=value, count=int(count)) for value, count in rows)

@@ -1,0 +1,533 @@
+"""Ingesting one big delimited file in blocks: bounded memory, both cores, the same outcome.
+
+A file of :data:`~gyre.ingest.csv_blocks.MIN_FILE_BYTES` or more is cut into blocks of whole
+records (:mod:`.csv_blocks`) while its raw copy is hashed and stored in the same read. Each
+block is held to the contract on a worker thread, exactly as a whole file would be row by row
+(types, rules, nullability, in-block uniqueness, drift modes, PII policy), its accepted rows go
+to one Parquet writer in file order (so the parts, and the version's content id, are those of
+the same rows read whole), and its quarantine records, key values and statistics are kept.
+What only the whole file can tell is judged at the end, before anything is registered: the
+``rows`` bounds, ``freshness``, the quarantine limit, and keys repeated across blocks.
+
+Block reading is an optimisation, never a second set of rules: where it could come out
+differently from reading the file whole it declines (:class:`~gyre.ingest.csv_blocks.Declined`)
+and the file is read whole: a source with ``dedup:``, no contract, a new column under
+``schema_drift: {columns: evolve}``, a type widened under ``data_type: evolve``, a ``freeze``
+refusal (whose message counts the whole file), a stored dataset whose schema the batch would
+change, a key repeated across blocks, and any file :mod:`.csv_blocks` declines. Nothing is
+registered before the end, so declining leaves no trace but unreferenced blobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gyre.core.lineage import dataset_node, source_node
+from gyre.core.runs import code_hash, track_run
+from gyre.ingest.csv_blocks import Block, BlockLayout, Declined, cut_blocks, open_blocks, read_block
+from gyre.ingest.drift import Known, SchemaDriftError, hold_to_contract
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from gyre.core.config import SchemaDriftConfig, SourceConfig
+    from gyre.core.context import StageContext
+    from gyre.datasets.catalog import DatasetVersion
+    from gyre.datasets.profile_merge import ColumnPartial
+    from gyre.ingest.contract import Contract
+    from gyre.ingest.drift import DriftEvent
+    from gyre.ingest.run import BatchReport
+
+log = logging.getLogger("gyre.ingest")
+
+WORKERS = min(2, os.cpu_count() or 1)
+_IN_FLIGHT = WORKERS + 1  # blocks being checked at once: one waits while the others run
+_WRITES_QUEUED = 2  # checked blocks waiting for the writer before checking pauses
+
+
+@dataclass
+class LargeFile:
+    """A file big enough to be read in blocks, as the file source hands it over.
+
+    ``whole()`` reads it as an ordinary batch instead. Either way the consumer sets
+    ``content_id`` (the stored raw copy) before the source moves on, since the state it
+    commits for the next file names this one's copy.
+    """
+
+    label: str
+    location: str
+    stamp: dict[str, int]
+    state: dict[str, Any]  # the source's position before this file
+    whole: Callable[[LargeFile], Any]
+    content_id: str | None = None
+
+    def state_after(self, raw_id: str) -> dict[str, Any]:
+        files = {**self.state.get("files", {}), self.label: {"content_id": raw_id, **self.stamp}}
+        return {**self.state, "files": files}
+
+
+@dataclass
+class _Job:
+    """What every block is checked with."""
+
+    layout: BlockLayout
+    contract: Contract  # the effective contract without the whole-file rules
+    policy: SchemaDriftConfig
+    known: Known
+    config: SourceConfig
+    ctx: StageContext
+    stored_schema: pa.Schema | None
+    keys: tuple[tuple[str, ...], ...]
+    freshness: str | None
+
+
+@dataclass
+class _Checked:
+    """One block after the contract."""
+
+    index: int
+    rows: int  # rows Arrow read (malformed records not included)
+    rows_in: int
+    accepted: pa.Table
+    quarantine: pa.Table
+    quarantined: int
+    events: tuple[DriftEvent, ...]
+    keys: list[pa.Table]
+    newest: Any
+    pii: dict[str, str]
+    partial: list[ColumnPartial]
+
+
+@dataclass
+class _Outcome:
+    """The whole file, checked and written, waiting to be judged and registered."""
+
+    layout: BlockLayout
+    raw_id: str
+    parts: list[Any] = field(default_factory=list)
+    schema: pa.Schema | None = None
+    rows: int = 0
+    rows_in: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    quarantine: list[pa.Table] = field(default_factory=list)
+    events: list[tuple[DriftEvent, ...]] = field(default_factory=list)
+    keys: list[list[pa.Table]] = field(default_factory=list)
+    newest: list[Any] = field(default_factory=list)
+    pii: dict[str, str] = field(default_factory=dict)
+    partials: list[list[ColumnPartial]] = field(default_factory=list)
+
+
+def ingest_large(
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    large: LargeFile,
+    *,
+    contract: Contract | None,
+    contract_path: Path | None,
+) -> BatchReport:
+    """Ingest ``large`` in blocks, or whole where blocks could differ (see the module doc)."""
+    from gyre.ingest.run import ingest_batch
+
+    try:
+        return _ingest_blocks(ctx, name, config, large, contract, contract_path)
+    except Declined as why:
+        log.info("%s: read whole, not in blocks: %s", large.label, why)
+    batch = large.whole(large)
+    return ingest_batch(ctx, name, config, batch, contract=contract, contract_path=contract_path)
+
+
+def _ingest_blocks(
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    large: LargeFile,
+    contract: Contract | None,
+    contract_path: Path | None,
+) -> BatchReport:
+    from gyre.ingest.run import latest_version
+    from gyre.ingest.schema_step import ContractVersions, effective_policy, table_events
+
+    if contract is None:
+        raise Declined("no contract: the stored rows decide the types")
+    if config.dedup is not None:
+        raise Declined("dedup compares every row of the file")
+    base = latest_version(ctx, name)
+    policy = effective_policy(config, contract)
+    events = table_events(name, large.label, policy, base)
+    versions = ContractVersions(ctx, name, config, contract)
+    effective = versions.effective
+    with open(large.location, "rb") as fh:  # noqa: PTH123 - a raw handle read in blocks
+        layout = open_blocks(fh.read(1 << 20), large.label)
+        fh.seek(0)
+        new = [c for c in layout.names if c not in effective.column_names]
+        if new and policy.columns == "evolve":
+            raise Declined("new columns evolve the contract by their values")
+        job = _Job(
+            layout=layout,
+            contract=effective.model_copy(update={"rows": None, "freshness": None}),
+            policy=policy,
+            known=Known(name, config.contract),
+            config=config,
+            ctx=ctx,
+            stored_schema=base.manifest.schema if base is not None else None,
+            keys=tuple(k for k in (effective.primary_key, effective.unique) if k),
+            freshness=effective.freshness.column if effective.freshness else None,
+        )
+        outcome = _check_and_write(ctx, fh, job, large)
+    _refuse_keys_across_blocks(outcome, job.keys)
+    large.content_id = outcome.raw_id
+    versions.register(effective, "file", versions.kept)
+    return _judge_and_commit(
+        ctx, name, config, large, effective, contract_path, base, outcome, events, versions
+    )
+
+
+def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) -> _Outcome:
+    from gyre.datasets.writer import PART_ROWS, _PartWriter
+
+    checking = ThreadPoolExecutor(WORKERS, thread_name_prefix="gyre-block")
+    writing = ThreadPoolExecutor(1, thread_name_prefix="gyre-block-write")
+    writer: _PartWriter | None = None
+    checks: deque[Future[_Checked]] = deque()
+    writes: deque[Future[None]] = deque()
+    try:
+        with ctx.artifacts.writer() as blob:
+            outcome = _Outcome(layout=job.layout, raw_id="")
+
+            def take(done: _Checked) -> None:
+                nonlocal writer
+                if writer is None:
+                    outcome.schema = done.accepted.schema
+                    outcome.pii = done.pii
+                    writer = _PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
+                _keep(outcome, done)
+                while len(writes) >= _WRITES_QUEUED:
+                    writes.popleft().result()
+                writes.append(writing.submit(_write, writer, done.accepted))
+
+            blocks = cut_blocks(fh, on_bytes=blob.write, name=large.label)
+            for block in blocks:
+                checks.append(checking.submit(_check_block, block, job))
+                while checks and (len(checks) >= _IN_FLIGHT or checks[0].done()):
+                    take(checks.popleft().result())
+            while checks:
+                take(checks.popleft().result())
+            if writer is None:
+                raise Declined("the file holds no records")
+            while writes:
+                writes.popleft().result()
+            writing.submit(writer.__exit__, None, None, None).result()
+            outcome.parts = list(writer.parts)
+            outcome.raw_id = blob.finish()
+            return outcome
+    except BaseException:
+        for pending in checks:
+            pending.cancel()
+        if writer is not None:
+            writing.submit(writer.__exit__, RuntimeError, None, None)
+        raise
+    finally:
+        checking.shutdown(wait=True, cancel_futures=True)
+        writing.shutdown(wait=True)
+
+
+def _write(writer: Any, table: pa.Table) -> None:
+    for batch in table.to_batches():
+        writer.add(batch)
+
+
+def _keep(outcome: _Outcome, done: _Checked) -> None:
+    if done.quarantine.num_rows:
+        # A record's row counts from the start of the file, as when it is read whole.
+        at = done.quarantine.schema.get_field_index("row")
+        rows = pc.add(done.quarantine.column(at), outcome.rows)
+        outcome.quarantine.append(done.quarantine.set_column(at, "row", rows))
+    outcome.rows += done.rows
+    outcome.rows_in += done.rows_in
+    outcome.accepted += done.accepted.num_rows
+    outcome.quarantined += done.quarantined
+    outcome.events.append(done.events)
+    outcome.keys.append(done.keys)
+    outcome.newest.append(done.newest)
+    outcome.partials.append(done.partial)
+
+
+def _check_block(block: Block, job: _Job) -> _Checked:
+    """Read one block and hold it to the contract (on a worker thread)."""
+    from gyre.datasets.profile_merge import partial_profile
+    from gyre.datasets.writer import schema_differences
+    from gyre.ingest.quarantine import attach_raw_rows, stamp
+    from gyre.ingest.run import protect_pii
+
+    raw = read_block(block, job.layout)
+    try:
+        held = hold_to_contract(raw, job.contract, job.policy, 1.0, job.known)
+    except SchemaDriftError as exc:
+        raise Declined(f"refused under freeze ({exc})") from None
+    if held.evolved:
+        raise Declined("a type widens under schema_drift.data_type: evolve")
+    result = held.result
+    accepted = result.accepted_table
+    newest = None
+    if job.freshness is not None:
+        newest = pc.max(accepted.column(job.freshness)).as_py()
+    keys = [
+        accepted.select(list(names)).append_column("_line", result.accepted_lines)
+        for names in job.keys
+    ]
+    if block.index == 0:  # PII is detected on a sample of the first block
+        accepted, pii = protect_pii(job.ctx, job.config, accepted)
+    else:
+        accepted, pii = _apply_pii(job, accepted), {}
+    if job.stored_schema is not None:
+        stored = job.stored_schema
+        if schema_differences(stored, accepted.schema, "stored", "batch", strict=False):
+            raise Declined("the batch would change the stored schema")
+        accepted = pa.Table.from_arrays(
+            [accepted.column(f.name).cast(f.type) for f in stored], schema=stored
+        )
+    quarantine = stamp(attach_raw_rows(result.quarantine, result.quarantined_rows), None)
+    return _Checked(
+        index=block.index,
+        rows=raw.table.num_rows,
+        rows_in=result.rows_in,
+        accepted=accepted,
+        quarantine=quarantine,
+        quarantined=result.quarantined,
+        events=held.events,
+        keys=keys,
+        newest=newest,
+        pii=pii,
+        partial=partial_profile(accepted),
+    )
+
+
+def _apply_pii(job: _Job, accepted: pa.Table) -> pa.Table:
+    from gyre.ingest.pii import apply_pii_policy
+    from gyre.ingest.run import pii_secret
+
+    if not job.config.pii:
+        return accepted
+    return apply_pii_policy(accepted, job.config.pii, secret=pii_secret(job.ctx))
+
+
+def _refuse_keys_across_blocks(outcome: _Outcome, keys: tuple[tuple[str, ...], ...]) -> None:
+    """Decline when a key accepted in one block comes again in a later one: the rows that
+    repeat it must be refused as whole-file reading refuses them, with the first line."""
+    for index, names in enumerate(keys):
+        tables = [block[index] for block in outcome.keys if block[index].num_rows]
+        if len(tables) < 2:
+            continue
+        if len(names) == 1 and _ascending_blocks([t.column(0) for t in tables]):
+            continue
+        together = pa.concat_tables(tables).drop_columns(["_line"])
+        valid = together
+        for name in names:
+            valid = valid.filter(pc.is_valid(valid[name]))
+        counts = valid.group_by(list(names)).aggregate([([], "count_all")])
+        if counts.num_rows != valid.num_rows:
+            raise Declined(f"key ({', '.join(names)}) repeats across blocks")
+
+
+def _ascending_blocks(columns: list[pa.ChunkedArray]) -> bool:
+    """True when an integer key rises strictly within and across blocks (no repeats)."""
+    import numpy as np
+
+    if not pa.types.is_integer(columns[0].type):
+        return False
+    last = None
+    for column in columns:
+        values = column.combine_chunks()
+        if values.null_count:
+            return False
+        numbers = np.asarray(values)
+        if len(numbers) == 0:
+            continue
+        if np.any(numbers[1:] <= numbers[:-1]) or (last is not None and numbers[0] <= last):
+            return False
+        last = numbers[-1]
+    return True
+
+
+def _judge_and_commit(
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    large: LargeFile,
+    contract: Contract,
+    contract_path: Path | None,
+    base: DatasetVersion | None,
+    outcome: _Outcome,
+    events: list[DriftEvent],
+    versions: Any,
+) -> BatchReport:
+    from gyre.datasets.catalog import stage_version
+    from gyre.datasets.manifest import DatasetManifest, save_manifest
+    from gyre.datasets.profile_merge import finish_profile
+    from gyre.ingest.batch_rules import check_freshness, check_row_count
+    from gyre.ingest.drift_merge import merge_block_events
+    from gyre.ingest.run import BatchReport, commit_version
+    from gyre.ingest.schema_step import HeldSchema
+
+    label = large.label
+    raw_id = outcome.raw_id
+    details = {"file": label, "raw_content_id": raw_id}
+    with track_run(
+        ctx,
+        kind="ingest",
+        job=name,
+        params={
+            "batch": label,
+            **details,
+            "type": config.type,
+            "quarantine_limit": config.quarantine_limit,
+            "read_in_blocks": True,
+        },
+        code=code_hash([contract_path] if contract_path else []),
+    ) as run:
+        from gyre.core.lineage import file_node
+
+        run.input(source_node(name))
+        run.input(file_node(label, raw_id), version=raw_id)
+        if base is not None:
+            run.input(dataset_node(name, base.record.version), version=base.record.content_id)
+        check_row_count(contract, outcome.rows, label)
+        if contract.freshness is not None:
+            known = [value for value in outcome.newest if value is not None]
+            check_freshness(contract.freshness, max(known) if known else None, label)
+        quarantine = _quarantine_of(outcome)
+        _enforce_limit(outcome, quarantine, config.quarantine_limit, label)
+        declared = {spec.name: spec.type for spec in contract.columns}
+        merged = merge_block_events(
+            outcome.events, rows=outcome.rows, quarantine=quarantine, declared=declared
+        )
+        held = HeldSchema(
+            name,
+            label,
+            _empty_result(label),
+            (*events, *merged),
+            versions.number or None,
+            tuple(versions.pending),
+        )
+        stats = {
+            "batch": label,
+            **details,
+            "rows_in": outcome.rows_in,
+            "accepted": outcome.accepted,
+            "quarantined": outcome.quarantined,
+            "deduplicated": 0,
+            **({"pii": outcome.pii} if outcome.pii else {}),
+            **held.stats,
+        }
+        assert outcome.schema is not None
+        parts = outcome.parts
+        if base is not None:
+            manifest = DatasetManifest.build(
+                base.manifest.schema,
+                base.manifest.parts + tuple(parts),
+                save_manifest(ctx.artifacts, base.manifest),
+            )
+        else:
+            manifest = DatasetManifest.build(outcome.schema, parts, None)
+        profile = None
+        if base is None and ctx.artifacts.is_local:
+            paths = [ctx.artifacts.path_of(part.id) for part in parts]
+            profile = finish_profile(outcome.partials, outcome.schema, paths)
+        staged = stage_version(
+            ctx.artifacts,
+            name,
+            manifest,
+            kind="source",
+            stats=stats,
+            profile=profile,
+            column_tags={
+                column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
+                for column, kind in outcome.pii.items()
+                if column in outcome.schema.names
+            },
+        )
+        stored, quarantine_ref = commit_version(
+            ctx,
+            run,
+            name,
+            config,
+            staged,
+            quarantine,
+            state=large.state_after(raw_id),
+            held=held,
+        )
+        run.metrics.update(
+            rows_in=outcome.rows_in,
+            accepted=outcome.accepted,
+            quarantined=outcome.quarantined,
+            deduplicated=0,
+        )
+    return BatchReport(
+        file=label,
+        rows_in=outcome.rows_in,
+        accepted=outcome.accepted,
+        quarantined=outcome.quarantined,
+        deduplicated=0,
+        dataset_version=stored.ref,
+        quarantine_version=quarantine_ref,
+        run_id=run.id,
+        pii=outcome.pii,
+        contract_version=held.contract_version,
+        schema_drift=held.event_dicts(),
+    )
+
+
+def _quarantine_of(outcome: _Outcome) -> pa.Table:
+    from gyre.ingest.quarantine import POSITION_COLUMN, RAW_COLUMN, TIME_COLUMN
+    from gyre.ingest.violations import QUARANTINE_SCHEMA
+
+    if outcome.quarantine:
+        return pa.concat_tables(outcome.quarantine)
+    schema = pa.schema(
+        [
+            *QUARANTINE_SCHEMA,
+            pa.field(RAW_COLUMN, pa.string()),
+            pa.field(POSITION_COLUMN, pa.string()),
+            pa.field(TIME_COLUMN, pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    return schema.empty_table()
+
+
+def _enforce_limit(outcome: _Outcome, quarantine: pa.Table, limit: float, label: str) -> None:
+    from gyre.ingest.batch_check import enforce_limit
+    from gyre.ingest.csv_batch import BatchResult, RawBatch
+
+    empty = pa.table({})
+    result = BatchResult(
+        file=label,
+        rows_in=outcome.rows_in,
+        accepted=outcome.accepted,
+        quarantined=outcome.quarantined,
+        accepted_table=empty,
+        accepted_lines=pa.array([], pa.int64()),
+        quarantine=quarantine,
+        quarantined_rows=empty,
+    )
+    raw = RawBatch(
+        file=label, table=empty, lines=pa.array([], pa.int64()), malformed=empty, positions="line"
+    )
+    enforce_limit(result, raw, limit)
+
+
+def _empty_result(label: str) -> Any:
+    from gyre.ingest.csv_batch import BatchResult
+
+    empty = pa.table({})
+    return BatchResult(label, 0, 0, 0, empty, pa.array([], pa.int64()), empty, empty)

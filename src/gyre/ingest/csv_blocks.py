@@ -1,0 +1,259 @@
+"""Read a big delimited file in blocks of whole records, each row tied to its line in the file.
+
+A 5 GB export should not need 5 GB of memory, nor one core. :func:`open_blocks` reads the start
+of the file the way :func:`~gyre.ingest.csv_batch.read_csv_bytes` reads a whole one (encoding,
+dialect, header, column names), then :func:`cut_blocks` cuts the rest into blocks of about
+:data:`BLOCK_BYTES` that end at a record boundary, and :func:`read_block` turns one block into
+a :class:`~gyre.ingest.csv_batch.RawBatch` whose lines are the file's, so every block can be
+checked on any core while the next one is read. The bytes pass through ``on_bytes`` exactly
+once, in order, which is how the raw copy is stored and hashed in the same read.
+
+Where a record ends is decided as in :mod:`.csv_batch`: a line break ends one unless an odd
+number of quotes precede it. That rule is exact for RFC 4180 files, so blocks are read only
+where it holds; anything else makes the file read whole, by the path that handles every file:
+
+* an encoding other than UTF-8, a NUL byte, or bytes invalid in UTF-8 in any block;
+* a lone CR (old Mac line ends), a quote inside an unquoted field (``5"10``), a quote left
+  open at the end, or one record longer than a block;
+* a read error of any kind in a block (the whole-file read then gives its exact message).
+
+Each of these raises :class:`Declined`, which the caller answers by reading the file whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+
+from gyre.core.errors import SourceError
+from gyre.ingest.csv_batch import (
+    RawBatch,
+    arrow_read,
+    csv_layout,
+    quotes_at_field_edges,
+    tie_to_lines,
+)
+from gyre.ingest.encoding import CsvDialect, bom_encoding
+
+BLOCK_BYTES = 32 << 20
+"""About how much of the file one block holds (whole records, so a little less)."""
+MIN_FILE_BYTES = 128 << 20
+"""Smaller files are read whole: one block would hold most of them anyway."""
+_HEAD_BYTES = 1 << 20  # what the layout is read from (the sniffer looks at the first 64 KiB)
+_QUOTE = b'"'
+
+
+class Declined(Exception):  # a decision, not an error: read the file whole
+    """Reading this file in blocks could differ from reading it whole; read it whole."""
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """What the start of the file says about every block."""
+
+    name: str
+    names: list[str]
+    header_names: list[str] | None
+    dialect: CsvDialect
+    encoding: str
+    bom: int  # bytes of a UTF-8 byte-order mark at the start (0 or 3)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Whole records of the file: ``data`` starts at ``first_line``."""
+
+    index: int
+    data: bytes
+    first_line: int
+    line_breaks: int  # LF bytes in ``data``
+
+
+def open_blocks(
+    head: bytes,
+    name: str,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> BlockLayout:
+    """The layout of a file from its first bytes (``head``, at least a MiB unless the file is
+    smaller). Raises :class:`Declined` unless the file is UTF-8, and :class:`SourceError` for
+    what reading the whole file would refuse at its start (a title line, a nameless header)."""
+    marked = bom_encoding(head)
+    if marked not in (None, "utf-8-sig") or (encoding and encoding.lower() not in _UTF8_NAMES):
+        raise Declined(f"{name}: encoded as {marked or encoding}")
+    sample = _whole_characters(head[:_HEAD_BYTES])
+    try:
+        layout = csv_layout(sample, name, encoding="utf-8", delimiter=delimiter, header=header)
+    except SourceError:
+        # The whole-file read detects encodings (a Latin-1 byte early on) and says exactly
+        # what is wrong; a sample cut from a big file must not decide either.
+        raise Declined(f"{name}: its start is not plain UTF-8 delimited text") from None
+    if layout.encoding not in ("utf-8", "utf-8-sig"):
+        raise Declined(f"{name}: encoded as {layout.encoding}")
+    return BlockLayout(
+        name=name,
+        names=layout.names,
+        header_names=layout.header_names,
+        dialect=layout.dialect,
+        encoding=layout.encoding,
+        bom=3 if marked == "utf-8-sig" else 0,
+    )
+
+
+_UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig", "utf_8", "ascii")
+
+
+def _whole_characters(head: bytes) -> bytes:
+    """``head`` without a UTF-8 character cut at its end."""
+    end = len(head)
+    for back in range(1, min(4, end) + 1):
+        byte = head[end - back]
+        if byte < 0x80:
+            return head
+        if byte >= 0xC0:  # a lead byte: is its character complete?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return head if back >= need else head[: end - back]
+    return head
+
+
+def cut_blocks(
+    source: IO[bytes],
+    *,
+    block_bytes: int | None = None,
+    on_bytes: Callable[[bytes], None] | None = None,
+    name: str = "",
+) -> Iterator[Block]:
+    """Blocks of whole records read from ``source`` in order; ``on_bytes`` sees every byte read.
+    ``block_bytes`` defaults to :data:`BLOCK_BYTES`.
+
+    A block ends after a line break preceded by an even number of quotes (counted from the start
+    of the block, which is itself a record boundary). Raises :class:`Declined` for lone CRs,
+    a quote left open at the end of the file, and a record longer than ``block_bytes``.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    carry = b""
+    line = 1
+    index = 0
+    while True:
+        chunk = source.read(block_bytes)
+        if on_bytes is not None and chunk:
+            on_bytes(chunk)
+        data = carry + chunk if carry else chunk
+        if not chunk:
+            if data:
+                yield _checked(Block(index, data, line, data.count(b"\n")), name, last=True)
+            return
+        cut = _record_end(data)
+        if cut is None:
+            if len(data) > 4 * block_bytes:
+                raise Declined(f"{name}: a record longer than {4 * block_bytes} bytes")
+            carry = data
+            continue
+        piece = data[:cut]
+        block = Block(index, piece, line, piece.count(b"\n"))
+        carry = data[cut:]
+        yield _checked(block, name, last=False)
+        line += block.line_breaks
+        index += 1
+
+
+def _record_end(data: bytes) -> int | None:
+    """Just past the last line break in ``data`` that ends a record, or None."""
+    quotes = data.count(_QUOTE)
+    end = len(data)
+    while True:
+        brk = data.rfind(b"\n", 0, end)
+        if brk < 0:
+            return None
+        if not quotes or (quotes - data.count(_QUOTE, brk + 1)) % 2 == 0:
+            return brk + 1
+        end = brk
+
+
+def _checked(block: Block, name: str, *, last: bool) -> Block:
+    data = block.data
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        raise Declined(f"{name}: lone CR line ends")
+    if last and data.count(_QUOTE) % 2:
+        raise Declined(f"{name}: a quote left open at the end")
+    if b"\0" in data:
+        raise Declined(f"{name}: a NUL byte")
+    return block
+
+
+def read_block(block: Block, layout: BlockLayout) -> RawBatch:
+    """One block as a batch: every column as text, lines as in the file.
+
+    Raises :class:`Declined` where the block cannot be read exactly as the whole file would be.
+    """
+    data = block.data[layout.bom :] if block.index == 0 and layout.bom else block.data
+    header = layout.header_names if block.index == 0 else None
+    has_quotes = _QUOTE in data
+    if has_quotes:
+        buf = np.frombuffer(data, dtype=np.uint8)
+        is_quote = _scratch(len(buf))
+        np.equal(buf, _QUOTE[0], out=is_quote)
+        quotes = np.flatnonzero(is_quote)
+        if not quotes_at_field_edges(buf, quotes, ord(layout.dialect.delimiter)):
+            raise Declined(f"{layout.name}: a quote inside an unquoted field")
+    try:
+        table, invalid = arrow_read(
+            data,
+            layout.names,
+            header,
+            layout.dialect,
+            layout.name,
+            has_quotes,
+            check_utf8=True,
+            one_chunk=True,
+        )
+        lines, malformed = tie_to_lines(
+            data,
+            table,
+            invalid,
+            header=header is not None,
+            has_quotes=has_quotes,
+            name=layout.name,
+            delimiter=layout.dialect.delimiter,
+            first_line=block.first_line,
+            line_breaks=block.line_breaks,
+        )
+    except SourceError as exc:
+        raise Declined(str(exc)) from None
+    if header is None and table.num_rows == 0 and not invalid and data.strip():
+        raise Declined(f"{layout.name}: a block with no records")
+    return RawBatch(
+        file=layout.name,
+        table=table,
+        lines=lines,
+        malformed=malformed,
+        header_detected=layout.header_names is not None,
+        format="tsv" if layout.dialect.delimiter == "\t" else "csv",
+        encoding=layout.encoding,
+        dialect=layout.dialect,
+    )
+
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A boolean array of ``size`` for this thread, reused: a fresh 32 MB array per block
+    costs the kernel more to zero than the comparison that fills it."""
+    have: np.ndarray | None = getattr(_local, "scratch", None)
+    if have is None or len(have) < size:
+        have = np.empty(max(size, BLOCK_BYTES + (BLOCK_BYTES >> 2)), dtype=bool)
+        _local.scratch = have
+    return have[:size]
+
+
+def empty_like(layout: BlockLayout) -> pa.Table:
+    """A table with the file's columns and no rows."""
+    return pa.table({c: pa.array([], pa.string()) for c in layout.names})

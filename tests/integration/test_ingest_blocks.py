@@ -1,0 +1,305 @@
+"""Big files read in blocks come out exactly as if read whole.
+
+Each test writes one messy CSV and ingests it into two projects: one where every file is read
+whole, one where files are cut into blocks of a few kilobytes (so the file spans dozens of
+blocks). The dataset versions must have the same content id (same rows, same Parquet bytes),
+the quarantines the same records, and the reports, drift events and profiles the same numbers.
+Where blocks could differ (a key repeated across blocks, a Latin-1 byte in a late block, a
+quote inside a field) block reading must decline, and the outcome must still be the same.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from gyre.core.errors import DataError, QuarantineLimitError
+from gyre.core.settings import Settings
+from gyre.ingest import block_run, csv_blocks
+from gyre.workspace import Workspace
+
+CONTRACT = """\
+columns:
+  - {name: id, type: int, min: 1}
+  - {name: qty, type: int, min: 1, max: 99}
+  - {name: price, type: float, min: 0}
+  - {name: email, type: string, regex: "[a-z0-9.]+@[a-z]+\\\\.com"}
+  - {name: country, type: string, allowed: [US, GB, DE]}
+  - {name: day, type: date}
+  - {name: at, type: timestamp}
+  - {name: member, type: bool}
+  - {name: note, type: string, nullable: true}
+primary_key: [id]
+"""
+HEADER = "id,qty,price,email,country,day,at,member,note"
+
+
+def messy_rows(n: int, seed: int, *, start: int = 1) -> list[str]:
+    """``n`` data lines with a defect in about one in nine: every rule, ragged rows,
+    quoted commas and quoted line breaks, blank lines, non-ASCII text."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(start, start + n):
+        cells = [
+            str(i),
+            str(rng.randint(1, 99)),
+            f"{rng.uniform(0, 500):.2f}",
+            f"user{i}@shop.com",
+            rng.choice(["US", "GB", "DE"]),
+            f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            f"2024-05-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:15:00",
+            rng.choice(["true", "false", "yes", "0"]),
+            rng.choice(["", "plain", '"with, comma"', '"two\nlines"', "café"]),
+        ]
+        defect = rng.randrange(60)
+        if defect == 0:
+            cells[1] = rng.choice(["0", "150", "seven"])
+        elif defect == 1:
+            cells[2] = rng.choice(["-3", "abc", ""])
+        elif defect == 2:
+            cells[3] = "not-an-email"
+        elif defect == 3:
+            cells[4] = "FR"
+        elif defect == 4:
+            cells[5] = "2024-02-30"
+        elif defect == 5:
+            cells[7] = "maybe"
+        elif defect == 6:
+            cells = cells[:-1]  # ragged: one field short
+        line = ",".join(cells)
+        out.append(line)
+        if rng.randrange(50) == 0:
+            out.append("")  # a blank line Arrow skips
+    return out
+
+
+def write_csv(path: Path, lines: list[str], *, crlf: bool = False) -> Path:
+    end = "\r\n" if crlf else "\n"
+    path.write_bytes((end.join([HEADER, *lines]) + end).encode("utf-8"))
+    return path
+
+
+def project(root: Path, store_url: str | None, *, extra: str = "") -> Workspace:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "orders.yaml").write_text(CONTRACT + extra)
+    (root / "in").mkdir(exist_ok=True)
+    (root / "gyre.yaml").write_text(
+        "project: shop\nsources:\n  orders:\n    type: csv\n    path: 'in/*.csv'\n"
+        "    contract: orders.yaml\n    quarantine_limit: 0.5\n"
+    )
+    settings = None
+    if store_url:
+        settings = Settings(store_url=store_url, artifacts_url=str(root / ".gyre" / "objects"))
+    return Workspace.adopt(root, settings=settings)
+
+
+@pytest.fixture
+def blocks_of(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Read every file in blocks of about 4 KB, and count the blocks read."""
+    monkeypatch.setattr(csv_blocks, "MIN_FILE_BYTES", 0)
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 4096)
+    counted = {"blocks": 0, "whole": 0}
+    read = csv_blocks.read_block
+
+    def counting(block: Any, layout: Any) -> Any:
+        counted["blocks"] += 1
+        return read(block, layout)
+
+    monkeypatch.setattr(block_run, "read_block", counting)
+    whole = block_run.LargeFile.__init__
+
+    def spy_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        whole(self, *args, **kwargs)
+        read_whole = self.whole
+
+        def counted_whole(large: Any) -> Any:
+            counted["whole"] += 1
+            return read_whole(large)
+
+        self.whole = counted_whole
+
+    monkeypatch.setattr(block_run.LargeFile, "__init__", spy_init)
+    return counted
+
+
+def _outcome(ws: Workspace) -> dict[str, Any]:
+    version = ws.dataset("orders")
+    quarantine = ws.read_dataset("orders.quarantine").drop_columns(["quarantined_at"])
+    events = [
+        (e.change, e.column, e.mode, e.action, e.affected, e.detail, e.new_type)
+        for e in ws.store.schemas.drift_events("orders")
+    ]
+    return {
+        "content_id": version.record.content_id,
+        "rows": ws.read_dataset("orders"),
+        "quarantine": quarantine.to_pylist(),
+        "events": events,
+        "profile": version.record.profile,
+        "stats": {k: v for k, v in version.record.stats.items() if k != "raw_content_id"},
+    }
+
+
+def _same_profile(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a["row_count"] == b["row_count"]
+    for x, y in zip(a["columns"], b["columns"], strict=True):
+        for key in x:
+            if key in ("mean", "std") and x[key] is not None:
+                assert y[key] is not None and math.isclose(x[key], y[key], rel_tol=1e-9), key
+            else:
+                assert x[key] == y[key], (x["name"], key)
+
+
+def _ingest_both(
+    tmp_path: Path, store_url: str | None, name: str, data: bytes, blocks: dict[str, int]
+) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
+    whole_ws = project(tmp_path / "whole", store_url)
+    (tmp_path / "whole" / "in" / name).write_bytes(data)
+    saved = csv_blocks.MIN_FILE_BYTES
+    csv_blocks.MIN_FILE_BYTES = 1 << 62  # the whole project reads files whole
+    try:
+        whole_report = whole_ws.ingest("orders")[0]
+    finally:
+        csv_blocks.MIN_FILE_BYTES = saved
+    assert blocks["blocks"] == 0
+    block_ws = project(tmp_path / "blocks", store_url)
+    (tmp_path / "blocks" / "in" / name).write_bytes(data)
+    block_report = block_ws.ingest("orders")[0]
+    return _outcome(whole_ws), _outcome(block_ws), whole_report, block_report
+
+
+def test_a_messy_file_read_in_blocks_equals_the_file_read_whole(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    data = write_csv(tmp_path / "src.csv", messy_rows(3000, seed=7)).read_bytes()
+    whole, blocks, whole_report, block_report = _ingest_both(
+        tmp_path, workspace_store_url, "orders.csv", data, blocks_of
+    )
+    assert blocks_of["blocks"] > 20 and blocks_of["whole"] == 0
+    assert block_report.as_dict()["rows_in"] == whole_report.as_dict()["rows_in"] == 3000
+    assert block_report.quarantined == whole_report.quarantined > 100
+    assert block_report.accepted + block_report.quarantined == 3000
+    assert blocks["content_id"] == whole["content_id"]
+    assert blocks["rows"].equals(whole["rows"])
+    assert blocks["quarantine"] == whole["quarantine"]
+    assert sorted(blocks["events"]) == sorted(whole["events"])
+    assert blocks["stats"] == whole["stats"]
+    _same_profile(blocks["profile"], whole["profile"])
+    lines = {r["line"] for r in blocks["quarantine"] if r["rule"] == "columns"}
+    assert lines, "ragged rows are quarantined with their lines"
+
+
+def test_crlf_file_with_a_byte_order_mark_reads_the_same_in_blocks(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    text = write_csv(tmp_path / "src.csv", messy_rows(1500, seed=3), crlf=True).read_bytes()
+    whole, blocks, _, _ = _ingest_both(
+        tmp_path, workspace_store_url, "orders.csv", b"\xef\xbb\xbf" + text, blocks_of
+    )
+    assert blocks_of["blocks"] > 5 and blocks_of["whole"] == 0
+    assert blocks["content_id"] == whole["content_id"]
+    assert blocks["quarantine"] == whole["quarantine"]
+
+
+def _repeat_a_key(data: bytes) -> bytes:
+    lines = data.split(b"\n")
+    return data + lines[100] + b"\n"
+
+
+def _latin_1_late(data: bytes) -> bytes:
+    at = data.rindex(b"plain")
+    return data[:at] + b"caf\xe9" + data[at + 5 :]
+
+
+def _quote_inside_a_field(data: bytes) -> bytes:
+    at = data.index(b"plain", len(data) // 2)
+    return data[:at] + b'say "hi"' + data[at + 5 :]
+
+
+@pytest.mark.parametrize("spoil", [_repeat_a_key, _latin_1_late, _quote_inside_a_field])
+def test_files_blocks_could_misread_are_read_whole_with_the_same_outcome(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int], spoil: Any
+) -> None:
+    # Plain ASCII otherwise, so a Latin-1 byte makes the whole file Latin-1 (not mixed).
+    lines = [
+        line.replace('"two\nlines"', "plain").replace("café", "cafe")
+        for line in messy_rows(2000, seed=11)
+    ]
+    data = spoil((HEADER + "\n" + "\n".join(lines) + "\n").encode("utf-8"))
+    whole, blocks, _, _ = _ingest_both(tmp_path, workspace_store_url, "o.csv", data, blocks_of)
+    assert blocks_of["whole"] == 1, "block reading declined"
+    assert blocks["content_id"] == whole["content_id"]
+    assert blocks["quarantine"] == whole["quarantine"]
+    assert sorted(blocks["events"]) == sorted(whole["events"])
+
+
+def test_repeated_key_across_blocks_is_quarantined_with_its_first_line(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    lines = messy_rows(800, seed=5)
+    good = next(line for line in reversed(lines[:50]) if line.count(",") == 8)
+    lines.append(good)  # the same row again, thousands of bytes later
+    ws = project(tmp_path / "p", workspace_store_url)
+    write_csv(tmp_path / "p" / "in" / "o.csv", lines)
+    ws.ingest("orders")
+    records = ws.read_dataset("orders.quarantine").to_pylist()
+    dup = [r for r in records if r["rule"] == "primary_key"]
+    assert len(dup) == 1 and "first seen at line" in dup[0]["reason"]
+
+
+def test_quarantine_limit_is_judged_over_the_whole_file_and_commits_nothing(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    # Clean at the start, broken at the end: no early block is past the limit on its own.
+    lines = [line for line in messy_rows(1200, seed=2) if line.count(",") == 8]
+    lines = [line if i < 400 else _foreign(line) for i, line in enumerate(lines)]
+    ws = project(tmp_path / "p", workspace_store_url)
+    write_csv(tmp_path / "p" / "in" / "o.csv", lines)
+    with pytest.raises(QuarantineLimitError, match="Nothing was committed"):
+        ws.ingest("orders")
+    assert blocks_of["blocks"] > 5
+    assert ws.datasets() == []
+    assert not ws.store.datasets.source_state("orders")
+
+
+def _foreign(line: str) -> str:
+    for country in (",US,", ",GB,", ",DE,"):
+        line = line.replace(country, ",FR,")
+    return line
+
+
+def test_row_bounds_count_every_block(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    lines = [line for line in messy_rows(900, seed=4) if line.count(",") == 8]
+    ws = project(tmp_path / "p", workspace_store_url, extra="rows: {max: 500}\n")
+    write_csv(tmp_path / "p" / "in" / "o.csv", lines)
+    with pytest.raises(DataError, match="rows"):
+        ws.ingest("orders")
+    assert blocks_of["blocks"] > 5
+    assert ws.datasets() == []
+
+
+def test_a_second_big_file_appends_to_the_version_and_remembers_both(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    ws = project(tmp_path / "p", workspace_store_url)
+    write_csv(tmp_path / "p" / "in" / "1.csv", messy_rows(700, seed=8))
+    write_csv(tmp_path / "p" / "in" / "2.csv", messy_rows(700, seed=9, start=701))
+    reports = ws.ingest("orders")[0]
+    assert [b.dataset_version for b in reports.batches] == ["orders@1", "orders@2"]
+    rows = ws.read_dataset("orders")
+    assert rows.num_rows == reports.accepted
+    ids = rows.column("id").to_pylist()
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert ws.ingest("orders")[0].batches == []  # both files remembered
+    state = ws.store.datasets.source_state("orders")
+    assert set(state["files"]) == {"in/1.csv", "in/2.csv"}
+    assert all(entry["content_id"].startswith("b3:") for entry in state["files"].values())
+    profile = ws.dataset("orders").record.profile
+    assert profile["row_count"] == rows.num_rows
+    assert pa.compute.max(rows.column("id")).as_py() == profile["columns"][0]["max"]
