@@ -212,7 +212,6 @@ def read_block(block: Block, layout: BlockLayout) -> RawBatch:
             layout.name,
             has_quotes,
             check_utf8=True,
-            one_chunk=True,
         )
         lines, malformed = tie_to_lines(
             data,
