@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -190,3 +191,48 @@ def test_mqtt_digest_tells_topic_and_payload_apart() -> None:
     assert message_digest("a", b"1") != message_digest("b", b"1")
     assert message_digest("a", b"1") != message_digest("a", b"2")
     assert len(message_digest("a", b"1")) == 16
+
+
+class _FakeKafka:
+    """confluent_kafka.Consumer's surface the Kafka source uses, over two partitions."""
+
+    ends = {0: 42, 1: 7}
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.assigned: list[Any] = []
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        from types import SimpleNamespace
+
+        partitions = {p: SimpleNamespace(id=p) for p in self.ends}
+        meta = SimpleNamespace(error=None, partitions=partitions)
+        return SimpleNamespace(topics={topic: meta})
+
+    def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+        return 0, self.ends[tp.partition]
+
+    def assign(self, partitions: list[Any]) -> None:
+        self.assigned = partitions
+
+    def close(self) -> None:
+        pass
+
+
+def test_kafka_latest_is_pinned_to_each_partitions_end_before_any_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    from gyre.ingest.stream_kafka import KafkaConsumer, KafkaSourceConfig
+
+    monkeypatch.setattr(confluent_kafka, "Consumer", _FakeKafka)
+    latest = KafkaSourceConfig(topic="t", start="latest")
+    consumer = KafkaConsumer(latest, {}, "src")
+    assert consumer.pinned_start() == {"offsets": {"0": 42, "1": 7}, "messages": 0}
+    fake = consumer._consumer
+    assert isinstance(fake, _FakeKafka)
+    assert [(tp.partition, tp.offset) for tp in fake.assigned] == [(0, 42), (1, 7)]
+    # A committed position wins, and a source that starts at the beginning pins nothing.
+    resumed = KafkaConsumer(latest, {"offsets": {"0": 40, "1": 7}}, "src")
+    assert resumed.pinned_start() is None
+    earliest = KafkaConsumer(KafkaSourceConfig(topic="t"), {}, "src")
+    assert earliest.pinned_start() is None

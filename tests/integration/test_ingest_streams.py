@@ -239,6 +239,25 @@ def test_redis_stream_entries_resume_after_the_committed_id(
     assert sorted(r["seq"] for r in stored(ws)) == [1, 2, 3, 5, 6, 7, 8]
 
 
+def test_redis_start_from_now_is_committed_before_the_first_batch(
+    tmp_path: Path, workspace_store_url: str | None, redis_stream: Any
+) -> None:
+    client, key = redis_stream
+    client.xadd(key, {"sensor": "old", "temp": "1", "seq": "0"})  # before the source existed
+    source = (
+        f"    {{type: redis, stream: {key}, contract: contracts/readings.yaml,"
+        " idle_seconds: 0.3, start: $}\n"
+    )
+    ws = project(tmp_path, workspace_store_url, source)
+    (quiet,) = ws.ingest("readings")  # nothing new: no batch, but "now" is pinned
+    assert quiet.batches == []
+    for i in (1, 2):  # arrive while no run is going
+        client.xadd(key, {"sensor": "s", "temp": "20", "seq": str(i)})
+    (report,) = ws.ingest("readings")
+    assert [b.rows_in for b in report.batches] == [2]
+    assert sorted(r["seq"] for r in stored(ws)) == [1, 2]
+
+
 def test_redis_json_payload_field_and_metadata_columns(
     tmp_path: Path, workspace_store_url: str | None, redis_stream: Any
 ) -> None:

@@ -156,6 +156,8 @@ def ingest(
             ],
         )
         for batch in report.batches:
+            if batch.refused:
+                console.print(_refused_line(report.source, batch))
             for event in batch.schema_drift:
                 if event["change"] == "new_table":
                     continue  # the first batch creating the dataset is not news
@@ -169,6 +171,15 @@ def ingest(
                 + (" ..." if len(report.changed) > 5 else "")
                 + "; drop corrected data under a new file name"
             )
+
+
+def _refused_line(source: str, batch: BatchReport) -> str:
+    """A batch quarantined whole (``on_refused_batch: quarantine``): loud, with the way back."""
+    return (
+        f"[red]refused:[/red] {batch.file}: all {batch.rows_in} rows quarantined because the "
+        f"batch was refused as a whole ({batch.refused}); fix the contract or the data, then "
+        f"`gyre quarantine replay {source}`"
+    )
 
 
 def _drift_line(event: dict[str, Any]) -> str:
@@ -200,6 +211,8 @@ def _follow(source: str, *, json: bool, project: Path) -> None:
                 f"{batch.quarantined} quarantined + {batch.deduplicated} deduplicated "
                 f"[dim]({batch.file})[/dim]"
             )
+            if batch.refused:
+                console.print(_refused_line(source, batch))
 
     previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

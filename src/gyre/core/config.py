@@ -158,6 +158,10 @@ class SourceConfig(BaseModel):
     pii: dict[str, PiiAction] = Field(default_factory=dict)
     schema_drift: SchemaDriftConfig = SchemaDriftConfig()
     poll_seconds: float = Field(default=10.0, gt=0.0)  # --follow: look for new batches so often
+    # A batch refused as a whole (quarantine limit, rows, freshness, freeze): `fail` commits
+    # nothing and stops; `quarantine` stores all of its rows in the quarantine and goes on, so
+    # a stream under a supervisor does not receive the same refused batch forever.
+    on_refused_batch: Literal["fail", "quarantine"] = "fail"
     description: str | None = None
 
     @property

@@ -123,7 +123,13 @@ class SourceError(DataError):
     pass
 
 
-class QuarantineLimitError(DataError):
+class BatchRefusedError(DataError):
+    """A batch refused as a whole: past the quarantine limit, outside the contract's ``rows``
+    or ``freshness``, or under a ``schema_drift: freeze`` policy. Nothing of it is committed,
+    unless its source sets ``on_refused_batch: quarantine`` (then all of it is quarantined)."""
+
+
+class QuarantineLimitError(BatchRefusedError):
     pass
 
 

@@ -3,9 +3,9 @@
 A row that breaks a rule is quarantined and the rest of the batch goes on; these rules have no
 row to blame. A feed that delivered 12 rows instead of 17,000, or yesterday's export again, is
 wrong as a whole, so :func:`check_row_count` and :func:`check_freshness` raise
-:class:`~gyre.core.errors.DataError` and :func:`gyre.ingest.contract.check` lets nothing of the
-batch through. Durations are strict (``45m``, ``2h``, ``3d``, ``1w``): a typo such as ``2 hours``
-must fail when the contract is loaded, not silently mean something else.
+:class:`~gyre.core.errors.BatchRefusedError` and :func:`gyre.ingest.contract.check` lets
+nothing of the batch through. Durations are strict (``45m``, ``2h``, ``3d``, ``1w``): a typo
+such as ``2 hours`` must fail when the contract is loaded, not silently mean something else.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gyre.core.errors import DataError
+from gyre.core.errors import BatchRefusedError
 from gyre.core.yaml_positions import Problem
 
 if TYPE_CHECKING:
@@ -94,20 +94,21 @@ def batch_problems(contract: Contract) -> list[Problem]:
 
 
 def check_row_count(contract: Contract, rows_in: int, file: str | None) -> None:
-    """Refuse the whole batch (:class:`DataError`) when ``rows_in`` is outside ``rows``."""
+    """Refuse the whole batch (:class:`~gyre.core.errors.BatchRefusedError`) when ``rows_in``
+    is outside ``rows``."""
     bounds = contract.rows
     if bounds is None:
         return
     where = f"{file}: " if file else ""
     if bounds.min is not None and rows_in < bounds.min:
-        raise DataError(
+        raise BatchRefusedError(
             f"{where}{rows_in} rows read, fewer than the contract's minimum of {bounds.min} "
             "(rows.min); the batch is refused as a whole",
             hint="is the feed truncated? Check the source's export; if batches this small are "
             "expected, lower `rows.min` in the contract",
         )
     if bounds.max is not None and rows_in > bounds.max:
-        raise DataError(
+        raise BatchRefusedError(
             f"{where}{rows_in} rows read, more than the contract's maximum of {bounds.max} "
             "(rows.max); the batch is refused as a whole",
             hint="is the feed duplicated? Check the source's export; if batches this large are "
@@ -122,7 +123,8 @@ def check_freshness(
     *,
     now: dt.datetime | None = None,
 ) -> None:
-    """Refuse the batch (:class:`DataError`) when ``newest`` is older than ``max_age`` at ``now``.
+    """Refuse the batch (:class:`~gyre.core.errors.BatchRefusedError`) when ``newest`` is
+    older than ``max_age`` at ``now``.
 
     ``newest`` is the newest accepted value (naive UTC for a timestamp); None is not judged.
     """
@@ -136,7 +138,7 @@ def check_freshness(
     if age <= freshness.limit:
         return
     where = f"{file}: " if file else ""
-    raise DataError(
+    raise BatchRefusedError(
         f"{where}stale batch: the newest {freshness.column} is {newest}, {_format_age(age)} old "
         f"at {at:%Y-%m-%d %H:%M} UTC, older than the contract's limit of {freshness.max_age} "
         "(freshness.max_age); the batch is refused as a whole",

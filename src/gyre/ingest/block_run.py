@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gyre.core.errors import BatchRefusedError
 from gyre.core.lineage import dataset_node, source_node
 from gyre.core.runs import code_hash, track_run
 from gyre.ingest.csv_blocks import Block, BlockLayout, Declined, cut_blocks, open_blocks, read_block
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
     from gyre.core.config import SchemaDriftConfig, SourceConfig
     from gyre.core.context import StageContext
+    from gyre.core.runs import TrackedRun
     from gyre.datasets.catalog import DatasetVersion
     from gyre.datasets.profile_merge import ColumnPartial
     from gyre.ingest.contract import Contract
@@ -84,10 +86,11 @@ class _Job:
     policy: SchemaDriftConfig
     known: Known
     config: SourceConfig
-    ctx: StageContext
+    secret: bytes
     stored_schema: pa.Schema | None
     keys: tuple[tuple[str, ...], ...]
     freshness: str | None
+    pii_before_policy: tuple[str, ...]
 
 
 @dataclass
@@ -103,7 +106,7 @@ class _Checked:
     events: tuple[DriftEvent, ...]
     keys: list[pa.Table]
     newest: Any
-    pii: dict[str, str]
+    before_policy: dict[str, pa.ChunkedArray]
     partial: list[ColumnPartial]
 
 
@@ -125,6 +128,7 @@ class _Outcome:
     newest: list[Any] = field(default_factory=list)
     pii: dict[str, str] = field(default_factory=dict)
     partials: list[list[ColumnPartial]] = field(default_factory=list)
+    before_policy: dict[str, list[pa.ChunkedArray]] = field(default_factory=dict)
 
 
 def ingest_large(
@@ -136,26 +140,49 @@ def ingest_large(
     contract: Contract | None,
     contract_path: Path | None,
 ) -> BatchReport:
-    """Ingest ``large`` in blocks, or whole where blocks could differ (see the module doc)."""
-    from gyre.ingest.run import ingest_batch
+    """Ingest ``large`` in blocks, or whole where blocks could differ (see the module doc).
 
-    try:
-        return _ingest_blocks(ctx, name, config, large, contract, contract_path)
-    except Declined as why:
-        log.info("%s: read whole, not in blocks: %s", large.label, why)
-    batch = large.whole(large)
-    return ingest_batch(ctx, name, config, batch, contract=contract, contract_path=contract_path)
+    One run either way: a file read whole after all is recorded as one run, not a failed one
+    and another."""
+    from gyre.ingest.run import ingest_in_run
+
+    with track_run(
+        ctx,
+        kind="ingest",
+        job=name,
+        params={
+            "batch": large.label,
+            "file": large.label,
+            "type": config.type,
+            "quarantine_limit": config.quarantine_limit,
+        },
+        code=code_hash([contract_path] if contract_path else []),
+    ) as run:
+        run.input(source_node(name))
+        try:
+            return _ingest_blocks(ctx, run, name, config, large, contract)
+        except Declined as why:
+            log.info("%s: read whole, not in blocks: %s", large.label, why)
+        except BatchRefusedError:
+            if config.on_refused_batch != "quarantine":
+                raise
+            # Kept whole in the quarantine, which then holds every row: read it whole.
+        batch = large.whole(large)
+        for node, node_version in batch.inputs:
+            run.input(node, version=node_version)
+        run.metrics.update(raw_content_id=large.content_id, read_in_blocks=False)
+        return ingest_in_run(ctx, run, name, config, batch, contract=contract)
 
 
 def _ingest_blocks(
     ctx: StageContext,
+    run: TrackedRun,
     name: str,
     config: SourceConfig,
     large: LargeFile,
     contract: Contract | None,
-    contract_path: Path | None,
 ) -> BatchReport:
-    from gyre.ingest.run import latest_version
+    from gyre.ingest.run import latest_version, pii_secret
     from gyre.ingest.schema_step import ContractVersions, effective_policy, table_events
 
     if contract is None:
@@ -167,6 +194,7 @@ def _ingest_blocks(
     events = table_events(name, large.label, policy, base)
     versions = ContractVersions(ctx, name, config, contract)
     effective = versions.effective
+    _check_pii_columns(config, effective)
     with open(large.location, "rb") as fh:  # noqa: PTH123 - a raw handle read in blocks
         layout = open_blocks(fh.read(1 << 20), large.label)
         fh.seek(0)
@@ -179,17 +207,43 @@ def _ingest_blocks(
             policy=policy,
             known=Known(name, config.contract),
             config=config,
-            ctx=ctx,
+            secret=pii_secret(ctx) if config.pii else b"",  # read once, not on two threads
             stored_schema=base.manifest.schema if base is not None else None,
             keys=tuple(k for k in (effective.primary_key, effective.unique) if k),
             freshness=effective.freshness.column if effective.freshness else None,
+            pii_before_policy=_pii_candidates(config, effective),
         )
         outcome = _check_and_write(ctx, fh, job, large)
     _refuse_keys_across_blocks(outcome, job.keys)
+    quarantine = _judge(outcome, effective, config, large.label)
     large.content_id = outcome.raw_id
     versions.register(effective, "file", versions.kept)
-    return _judge_and_commit(
-        ctx, name, config, large, effective, contract_path, base, outcome, events, versions
+    outcome.pii = _detect_pii(ctx, outcome, effective)
+    return _commit(
+        ctx, run, name, config, large, effective, base, outcome, quarantine, events, versions
+    )
+
+
+def _check_pii_columns(config: SourceConfig, contract: Contract) -> None:
+    """The check :func:`~gyre.ingest.run.protect_pii` makes, before any block is read."""
+    unknown = sorted(set(config.pii) - set(contract.column_names))
+    if unknown:
+        from gyre.core.errors import ConfigError
+
+        raise ConfigError(
+            f"pii policy names column(s) {', '.join(unknown)} that the source does not have; "
+            f"it has {', '.join(contract.column_names)}",
+            hint="fix the `pii:` keys of this source in gyre.yaml",
+        )
+
+
+def _pii_candidates(config: SourceConfig, contract: Contract) -> tuple[str, ...]:
+    """Columns PII is detected in whose stored values the policy changes (mask, hash, drop):
+    their values before the policy are kept for detection over the whole file."""
+    return tuple(
+        spec.name
+        for spec in contract.columns
+        if config.pii.get(spec.name, "keep") != "keep" and spec.type in ("string", "int")
     )
 
 
@@ -209,7 +263,6 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
                 nonlocal writer
                 if writer is None:
                     outcome.schema = done.accepted.schema
-                    outcome.pii = done.pii
                     writer = _PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
                 _keep(outcome, done)
                 while len(writes) >= _WRITES_QUEUED:
@@ -261,6 +314,8 @@ def _keep(outcome: _Outcome, done: _Checked) -> None:
     outcome.keys.append(done.keys)
     outcome.newest.append(done.newest)
     outcome.partials.append(done.partial)
+    for column, values in done.before_policy.items():
+        outcome.before_policy.setdefault(column, []).append(values)
 
 
 def _check_block(block: Block, job: _Job) -> _Checked:
@@ -268,7 +323,6 @@ def _check_block(block: Block, job: _Job) -> _Checked:
     from gyre.datasets.profile_merge import partial_profile
     from gyre.datasets.writer import schema_differences
     from gyre.ingest.quarantine import attach_raw_rows, stamp
-    from gyre.ingest.run import protect_pii
 
     raw = read_block(block, job.layout)
     try:
@@ -286,10 +340,8 @@ def _check_block(block: Block, job: _Job) -> _Checked:
         accepted.select(list(names)).append_column("_line", result.accepted_lines)
         for names in job.keys
     ]
-    if block.index == 0:  # PII is detected on a sample of the first block
-        accepted, pii = protect_pii(job.ctx, job.config, accepted)
-    else:
-        accepted, pii = _apply_pii(job, accepted), {}
+    before_policy = {c: accepted.column(c) for c in job.pii_before_policy}
+    accepted = _apply_pii(job, accepted)
     if job.stored_schema is not None:
         stored = job.stored_schema
         if schema_differences(stored, accepted.schema, "stored", "batch", strict=False):
@@ -308,18 +360,17 @@ def _check_block(block: Block, job: _Job) -> _Checked:
         events=held.events,
         keys=keys,
         newest=newest,
-        pii=pii,
+        before_policy=before_policy,
         partial=partial_profile(accepted),
     )
 
 
 def _apply_pii(job: _Job, accepted: pa.Table) -> pa.Table:
     from gyre.ingest.pii import apply_pii_policy
-    from gyre.ingest.run import pii_secret
 
     if not job.config.pii:
         return accepted
-    return apply_pii_policy(accepted, job.config.pii, secret=pii_secret(job.ctx))
+    return apply_pii_policy(accepted, job.config.pii, secret=job.secret)
 
 
 def _refuse_keys_across_blocks(outcome: _Outcome, keys: tuple[tuple[str, ...], ...]) -> None:
@@ -360,119 +411,137 @@ def _ascending_blocks(columns: list[pa.ChunkedArray]) -> bool:
     return True
 
 
-def _judge_and_commit(
+def _judge(outcome: _Outcome, contract: Contract, config: SourceConfig, label: str) -> pa.Table:
+    """The whole-file rules, in the order reading whole applies them (rows, freshness, the
+    quarantine limit); returns the file's quarantine records."""
+    from gyre.ingest.batch_rules import check_freshness, check_row_count
+
+    check_row_count(contract, outcome.rows, label)
+    if contract.freshness is not None:
+        known = [value for value in outcome.newest if value is not None]
+        check_freshness(contract.freshness, max(known) if known else None, label)
+    quarantine = _quarantine_of(outcome)
+    _enforce_limit(outcome, quarantine, config.quarantine_limit, label)
+    return quarantine
+
+
+def _detect_pii(ctx: StageContext, outcome: _Outcome, contract: Contract) -> dict[str, str]:
+    """PII found as reading the file whole finds it: over every accepted row (its sample is
+    spread over the whole column), one column at a time, read back from the written parts, or
+    for columns the policy changes, from their values before it."""
+    from gyre.datasets.manifest import DatasetManifest
+    from gyre.datasets.reader import read_table
+    from gyre.ingest.pii import detect_pii
+
+    assert outcome.schema is not None
+    written = DatasetManifest.build(outcome.schema, outcome.parts, None)
+    tags: dict[str, str] = {}
+    for spec in contract.columns:
+        if spec.type not in ("string", "int"):
+            continue  # detect_pii looks at text and integers only
+        kept = outcome.before_policy.get(spec.name)
+        if kept is not None:
+            chunks = [chunk for values in kept for chunk in values.chunks]
+            column = pa.chunked_array(chunks, type=spec.arrow_type)
+        elif spec.name in outcome.schema.names and outcome.parts:
+            column = read_table(ctx.artifacts, written, [spec.name], verify=False)[spec.name]
+        else:
+            continue
+        for finding in detect_pii(pa.table({spec.name: column})):
+            tags[finding.column] = finding.kind
+    return tags
+
+
+def _commit(
     ctx: StageContext,
+    run: TrackedRun,
     name: str,
     config: SourceConfig,
     large: LargeFile,
     contract: Contract,
-    contract_path: Path | None,
     base: DatasetVersion | None,
     outcome: _Outcome,
+    quarantine: pa.Table,
     events: list[DriftEvent],
     versions: Any,
 ) -> BatchReport:
+    from gyre.core.lineage import file_node
     from gyre.datasets.catalog import stage_version
     from gyre.datasets.manifest import DatasetManifest, save_manifest
+    from gyre.datasets.profile import profile_table
     from gyre.datasets.profile_merge import finish_profile
-    from gyre.ingest.batch_rules import check_freshness, check_row_count
     from gyre.ingest.drift_merge import merge_block_events
     from gyre.ingest.run import BatchReport, commit_version
     from gyre.ingest.schema_step import HeldSchema
 
     label = large.label
     raw_id = outcome.raw_id
-    details = {"file": label, "raw_content_id": raw_id}
-    with track_run(
-        ctx,
-        kind="ingest",
-        job=name,
-        params={
-            "batch": label,
-            **details,
-            "type": config.type,
-            "quarantine_limit": config.quarantine_limit,
-            "read_in_blocks": True,
+    run.input(file_node(label, raw_id), version=raw_id)
+    if base is not None:
+        run.input(dataset_node(name, base.record.version), version=base.record.content_id)
+    declared = {spec.name: spec.type for spec in contract.columns}
+    merged = merge_block_events(
+        outcome.events, rows=outcome.rows, quarantine=quarantine, declared=declared
+    )
+    held = HeldSchema(
+        name,
+        label,
+        _empty_result(label),
+        (*events, *merged),
+        versions.number or None,
+        tuple(versions.pending),
+    )
+    stats = {
+        "batch": label,
+        "file": label,
+        "raw_content_id": raw_id,
+        "rows_in": outcome.rows_in,
+        "accepted": outcome.accepted,
+        "quarantined": outcome.quarantined,
+        "deduplicated": 0,
+        **({"pii": outcome.pii} if outcome.pii else {}),
+        **held.stats,
+    }
+    assert outcome.schema is not None
+    parts = outcome.parts
+    if base is not None:
+        manifest = DatasetManifest.build(
+            base.manifest.schema,
+            base.manifest.parts + tuple(parts),
+            save_manifest(ctx.artifacts, base.manifest),
+        )
+    else:
+        manifest = DatasetManifest.build(outcome.schema, parts, None)
+    profile = None
+    if base is None and not parts:  # every row refused: an empty first version
+        profile = profile_table(outcome.schema.empty_table())
+    elif base is None and ctx.artifacts.is_local:
+        paths = [ctx.artifacts.path_of(part.id) for part in parts]
+        profile = finish_profile(outcome.partials, outcome.schema, paths)
+    staged = stage_version(
+        ctx.artifacts,
+        name,
+        manifest,
+        kind="source",
+        stats=stats,
+        profile=profile,
+        column_tags={
+            column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
+            for column, kind in outcome.pii.items()
+            if column in outcome.schema.names
         },
-        code=code_hash([contract_path] if contract_path else []),
-    ) as run:
-        from gyre.core.lineage import file_node
-
-        run.input(source_node(name))
-        run.input(file_node(label, raw_id), version=raw_id)
-        if base is not None:
-            run.input(dataset_node(name, base.record.version), version=base.record.content_id)
-        check_row_count(contract, outcome.rows, label)
-        if contract.freshness is not None:
-            known = [value for value in outcome.newest if value is not None]
-            check_freshness(contract.freshness, max(known) if known else None, label)
-        quarantine = _quarantine_of(outcome)
-        _enforce_limit(outcome, quarantine, config.quarantine_limit, label)
-        declared = {spec.name: spec.type for spec in contract.columns}
-        merged = merge_block_events(
-            outcome.events, rows=outcome.rows, quarantine=quarantine, declared=declared
-        )
-        held = HeldSchema(
-            name,
-            label,
-            _empty_result(label),
-            (*events, *merged),
-            versions.number or None,
-            tuple(versions.pending),
-        )
-        stats = {
-            "batch": label,
-            **details,
-            "rows_in": outcome.rows_in,
-            "accepted": outcome.accepted,
-            "quarantined": outcome.quarantined,
-            "deduplicated": 0,
-            **({"pii": outcome.pii} if outcome.pii else {}),
-            **held.stats,
-        }
-        assert outcome.schema is not None
-        parts = outcome.parts
-        if base is not None:
-            manifest = DatasetManifest.build(
-                base.manifest.schema,
-                base.manifest.parts + tuple(parts),
-                save_manifest(ctx.artifacts, base.manifest),
-            )
-        else:
-            manifest = DatasetManifest.build(outcome.schema, parts, None)
-        profile = None
-        if base is None and ctx.artifacts.is_local:
-            paths = [ctx.artifacts.path_of(part.id) for part in parts]
-            profile = finish_profile(outcome.partials, outcome.schema, paths)
-        staged = stage_version(
-            ctx.artifacts,
-            name,
-            manifest,
-            kind="source",
-            stats=stats,
-            profile=profile,
-            column_tags={
-                column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
-                for column, kind in outcome.pii.items()
-                if column in outcome.schema.names
-            },
-        )
-        stored, quarantine_ref = commit_version(
-            ctx,
-            run,
-            name,
-            config,
-            staged,
-            quarantine,
-            state=large.state_after(raw_id),
-            held=held,
-        )
-        run.metrics.update(
-            rows_in=outcome.rows_in,
-            accepted=outcome.accepted,
-            quarantined=outcome.quarantined,
-            deduplicated=0,
-        )
+    )
+    stored, quarantine_ref = commit_version(
+        ctx, run, name, config, staged, quarantine, state=large.state_after(raw_id), held=held
+    )
+    run.metrics.update(
+        rows_in=outcome.rows_in,
+        accepted=outcome.accepted,
+        quarantined=outcome.quarantined,
+        deduplicated=0,
+        raw_content_id=raw_id,
+        read_in_blocks=True,
+    )
     return BatchReport(
         file=label,
         rows_in=outcome.rows_in,

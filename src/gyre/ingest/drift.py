@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gyre.core.errors import DataError
+from gyre.core.errors import BatchRefusedError, DataError
 from gyre.ingest.contract import ColumnSpec, Contract, as_text
 from gyre.ingest.contract_versions import EvolvedColumn, merge_evolved, widen_spec
 from gyre.ingest.parsing import parse_column
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 DRIFT_RULE = "schema_drift"
 
 
-class SchemaDriftError(DataError):
+class SchemaDriftError(BatchRefusedError):
     """A batch broke a ``freeze`` policy; nothing of it was committed."""
 
 

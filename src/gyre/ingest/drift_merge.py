@@ -40,7 +40,7 @@ def merge_block_events(
             seen = merged.get(key)
             merged[key] = event if seen is None else _add(seen, event)
     out = []
-    for event in merged.values():
+    for event in _in_file_order(list(merged.values()), list(declared)):
         if event.change == "missing_column" and event.column is not None:
             refused = _refused_for_missing(quarantine, event.column)
             out.append(
@@ -51,6 +51,25 @@ def merge_block_events(
         else:
             out.append(event)
     return out
+
+
+def _in_file_order(events: list[DriftEvent], columns: list[str]) -> list[DriftEvent]:
+    """The order reading the file whole gives: new columns (header order), nulled values
+    (contract order), quarantined type failures (by their first failing row, which is the
+    order blocks first report them in), then missing columns (contract order)."""
+
+    def key(item: tuple[int, DriftEvent]) -> tuple[int, int]:
+        seen, event = item
+        where = columns.index(event.column) if event.column in columns else seen
+        if event.change == "new_column":
+            return (0, seen)
+        if event.change == "missing_column":
+            return (3, where)
+        if event.action == "nulled_values":
+            return (1, where)
+        return (2, seen)
+
+    return [event for _, event in sorted(enumerate(events), key=key)]
 
 
 def _add(a: DriftEvent, b: DriftEvent) -> DriftEvent:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gyre.core.errors import BatchRefusedError
 from gyre.core.lineage import dataset_node, source_node
 from gyre.core.runs import code_hash, track_run
 
@@ -61,6 +62,7 @@ class BatchReport:
     pii: dict[str, str] = field(default_factory=dict)
     contract_version: int | None = None
     schema_drift: list[dict[str, Any]] = field(default_factory=list)
+    refused: str | None = None  # why the batch was quarantined whole (on_refused_batch)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -213,9 +215,6 @@ def ingest_batch(
     contract_path: Path | None,
 ) -> BatchReport:
     """Run one batch through contract, dedup and PII into the next dataset version."""
-    from gyre.datasets.catalog import stage_version
-    from gyre.datasets.writer import append
-    from gyre.ingest.schema_step import conform_to_stored
 
     with track_run(
         ctx,
@@ -230,59 +229,86 @@ def ingest_batch(
         code=code_hash([contract_path] if contract_path else []),
     ) as run:
         run.input(source_node(name))
-        for node, node_version in batch.inputs:
-            run.input(node, version=node_version)
-        base = latest_version(ctx, name)
+        return ingest_in_run(ctx, run, name, config, batch, contract=contract)
+
+
+def ingest_in_run(
+    ctx: StageContext,
+    run: TrackedRun,
+    name: str,
+    config: SourceConfig,
+    batch: IncomingBatch,
+    *,
+    contract: Contract | None,
+) -> BatchReport:
+    """:func:`ingest_batch` inside a run the caller opened (and gave its source input)."""
+    from gyre.datasets.catalog import stage_version
+    from gyre.datasets.writer import append
+    from gyre.ingest.schema_step import conform_to_stored
+
+    for node, node_version in batch.inputs:
+        run.input(node, version=node_version)
+    base = latest_version(ctx, name)
+    refusal: str | None = None
+    try:
         accepted, quarantine, refused, held = _apply_contract(
             ctx, name, config, batch, contract, base
         )
-        if base is not None:
-            run.input(dataset_node(name, base.record.version), version=base.record.content_id)
-        accepted, deduplicated, base_table = deduplicate_against(ctx, config, accepted, base)
-        accepted, pii_tags = protect_pii(ctx, config, accepted)
-        accepted, base_table = conform_to_stored(ctx, base, accepted, base_table)
-        stats = {
-            "batch": batch.label,
-            **batch.details,
-            "rows_in": batch.rows_in,
-            "accepted": accepted.num_rows,
-            "quarantined": refused,
-            "deduplicated": deduplicated,
-            **({"pii": pii_tags} if pii_tags else {}),
-            **held.stats,
-        }
-        if base_table is not None:  # keep: last replaced rows, or the schema grew: rewrite
-            from gyre.datasets.writer import write_table
+    except BatchRefusedError as exc:
+        if config.on_refused_batch != "quarantine":
+            raise
+        from gyre.ingest.held_back import hold_back
 
-            manifest = write_table(ctx.artifacts, _concat(base_table, accepted))
-        else:
-            manifest = append(ctx.artifacts, base.manifest if base else None, accepted)
-        staged = stage_version(
-            ctx.artifacts,
-            name,
-            manifest,
-            kind="source",
-            stats=stats,
-            # The first version is exactly the accepted rows, already in memory: profile them
-            # there; a later one holds earlier batches too and is profiled from its parts.
-            table=accepted if base is None and base_table is None else None,
-            column_tags={
-                column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
-                for column, kind in pii_tags.items()
-                if column in accepted.column_names
-            },
-        )
-        stored, quarantine_ref = commit_version(
-            ctx, run, name, config, staged, quarantine, state=batch.state, held=held
-        )
-        if batch.acknowledge is not None:  # committed: only now may a broker forget it
-            _acknowledge(batch)
-        run.metrics.update(
-            rows_in=batch.rows_in,
-            accepted=accepted.num_rows,
-            quarantined=refused,
-            deduplicated=deduplicated,
-        )
+        accepted, quarantine, refused, held = hold_back(name, batch, exc, contract)
+        refusal = exc.message
+    if base is not None:
+        run.input(dataset_node(name, base.record.version), version=base.record.content_id)
+    accepted, deduplicated, base_table = deduplicate_against(ctx, config, accepted, base)
+    accepted, pii_tags = protect_pii(ctx, config, accepted)
+    accepted, base_table = conform_to_stored(ctx, base, accepted, base_table)
+    stats = {
+        "batch": batch.label,
+        **batch.details,
+        "rows_in": batch.rows_in,
+        "accepted": accepted.num_rows,
+        "quarantined": refused,
+        "deduplicated": deduplicated,
+        **({"pii": pii_tags} if pii_tags else {}),
+        **({"refused": refusal} if refusal else {}),
+        **held.stats,
+    }
+    if base_table is not None:  # keep: last replaced rows, or the schema grew: rewrite
+        from gyre.datasets.writer import write_table
+
+        manifest = write_table(ctx.artifacts, _concat(base_table, accepted))
+    else:
+        manifest = append(ctx.artifacts, base.manifest if base else None, accepted)
+    staged = stage_version(
+        ctx.artifacts,
+        name,
+        manifest,
+        kind="source",
+        stats=stats,
+        # The first version is exactly the accepted rows, already in memory: profile them
+        # there; a later one holds earlier batches too and is profiled from its parts.
+        table=accepted if base is None and base_table is None else None,
+        column_tags={
+            column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
+            for column, kind in pii_tags.items()
+            if column in accepted.column_names
+        },
+    )
+    stored, quarantine_ref = commit_version(
+        ctx, run, name, config, staged, quarantine, state=batch.state, held=held
+    )
+    if batch.acknowledge is not None:  # committed: only now may a broker forget it
+        _acknowledge(batch)
+    run.metrics.update(
+        rows_in=batch.rows_in,
+        accepted=accepted.num_rows,
+        quarantined=refused,
+        deduplicated=deduplicated,
+    )
     return BatchReport(
         file=batch.label,
         rows_in=batch.rows_in,
@@ -295,6 +321,7 @@ def ingest_batch(
         pii=pii_tags,
         contract_version=held.contract_version,
         schema_drift=held.event_dicts(),
+        refused=refusal,
     )
 
 
@@ -483,6 +510,7 @@ def pii_secret(ctx: StageContext) -> bytes:
     Created on first use with 32 random bytes, readable only by its owner. Keyed hashing is
     what keeps hashed e-mails or phone numbers from being reversed by trying every value.
     """
+    import contextlib
     import os
     import secrets
 
@@ -492,11 +520,20 @@ def pii_secret(ctx: StageContext) -> bytes:
     path = ctx.paths.gyre_dir / PII_SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-        tmp.replace(path)
+        # A temporary file of this writer's own, linked into place only if no other writer
+        # got there first (a link never replaces): two processes or threads creating the
+        # secret at once both end up reading the one that won.
+        tmp = path.with_name(f"{PII_SECRET_FILE}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path.read_bytes()
 
 

@@ -42,7 +42,9 @@ class KafkaSourceConfig(StreamOptions):
     topic: str
     group_id: str | None = None
     start: Literal["earliest", "latest"] = "earliest"
-    """Where a partition with no committed offset starts."""
+    """Where a partition with no committed offset starts: ``earliest``, or ``latest`` (its end
+    when the source first runs, committed at once so that messages produced while no run is
+    going are read by the next one)."""
     settings: dict[str, str] = Field(default_factory=dict)
     connect_timeout: float = Field(10.0, gt=0)
 
@@ -135,12 +137,40 @@ class KafkaConsumer:
             if options.start == "earliest"
             else confluent_kafka.OFFSET_END
         )
+        self._pinned = False
+        if options.start == "latest":
+            # "From now" as real offsets, committed before any batch (see pinned_start).
+            for p in sorted(topic.partitions):
+                if str(p) not in self._offsets:
+                    self._offsets[str(p)] = self._end_of(p)
+                    self._pinned = True
         self._consumer.assign(
             [
                 confluent_kafka.TopicPartition(options.topic, p, self._offsets.get(str(p), start))
                 for p in sorted(topic.partitions)
             ]
         )
+
+    def _end_of(self, partition: int) -> int:
+        """The offset the next message of ``partition`` will get (its high watermark)."""
+        tp = self._kafka.TopicPartition(self._options.topic, partition)
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                tp, timeout=self._options.connect_timeout
+            )
+        except self._kafka.KafkaException as exc:
+            self._consumer.close()
+            raise SourceError(
+                f"{self.origin}: cannot read where partition {partition} ends: {_reason(exc)}",
+                retryable=True,
+            ) from None
+        return int(high)
+
+    def pinned_start(self) -> dict[str, Any] | None:
+        """``start: latest`` resolved to each partition's end, to commit before any batch."""
+        if not self._pinned:
+            return None
+        return {"offsets": dict(self._offsets), "messages": self._count}
 
     def receive(self, max_messages: int, timeout: float) -> list[Message]:
         polled = self._consumer.consume(num_messages=min(max_messages, 100_000), timeout=timeout)

@@ -34,8 +34,8 @@ class RedisSourceConfig(StreamOptions):
     payload_field: str | None = None
     start: str = "0"
     """Where a source with no committed state starts: ``0`` (the stream's first entry) or
-    ``$`` (entries added after the run starts; until a first batch is committed, each run
-    starts again at the stream's end)."""
+    ``$`` (entries added after its first run starts: that position is committed at once, so
+    entries added while no run is going are read by the next one)."""
     connect_timeout: float = Field(5.0, gt=0)
 
 
@@ -72,6 +72,7 @@ class RedisConsumer:
         )
         self._count = int(state.get("messages", 0))
         self._last_id = str(state.get("last_id", options.start))
+        self._pinned = self._last_id == "$"
         if self._last_id == "$":
             # Pin "from now" to a real id at once, so the first batch's state is exact.
             last = self._call(lambda: self._client.xinfo_stream(options.stream)) or {}
@@ -79,6 +80,10 @@ class RedisConsumer:
             self._last_id = entry.decode() if isinstance(entry, bytes) else str(entry)
         else:
             self._call(lambda: self._client.ping())
+
+    def pinned_start(self) -> dict[str, Any] | None:
+        """``start: $`` resolved to the stream's last entry id, to commit before any batch."""
+        return {"last_id": self._last_id, "messages": self._count} if self._pinned else None
 
     def _call(self, action: Any) -> Any:
         import redis.exceptions

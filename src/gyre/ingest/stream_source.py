@@ -116,6 +116,9 @@ class Consumer(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: ``pinned_start() -> dict | None``, the state to commit before the first batch
+    # when a source without one starts "from now" (see :func:`_pin_start`).
+
 
 class StreamSource(ModulePlugin):
     """A source plugin around a consumer factory ``module:function(options, state, source)``."""
@@ -136,11 +139,28 @@ class StreamSource(ModulePlugin):
         consumer: Consumer = self._module().open_consumer(options, state, name)
         try:
             assert isinstance(options, StreamOptions)
+            pinned = getattr(consumer, "pinned_start", None)
+            start = pinned() if pinned is not None and not state else None
+            if start:
+                state = _pin_start(ctx, name, type_name, start)
             yield from stream_batches(
                 consumer, options, state, follow=follow, stop=stop or threading.Event()
             )
         finally:
             consumer.close()
+
+
+def _pin_start(
+    ctx: StageContext, name: str, type_name: str, start: dict[str, Any]
+) -> dict[str, Any]:
+    """Commit where a new source starts when its ``start`` means "from now" (Redis ``$``,
+    Kafka ``latest``). Otherwise a run that ends before its first batch commits would start
+    again at the stream's new end next time, and the messages that arrived in between would be
+    passed over without a trace."""
+    config = ctx.config.source(name).model_dump(mode="json")
+    with ctx.store.transaction() as conn:
+        ctx.store.datasets.save_source_state(conn, name, type_name, config, start)
+    return start
 
 
 def stream_batches(
