@@ -22,6 +22,7 @@ from gyre.core.errors import DataError, QuarantineLimitError
 from gyre.core.settings import Settings
 from gyre.ingest import block_run, csv_blocks
 from gyre.workspace import Workspace
+from tests.conftest import fresh_postgres_database
 
 CONTRACT = """\
 columns:
@@ -105,6 +106,11 @@ def project(
     return Workspace.adopt(root, settings=settings)
 
 
+def other_store(request: pytest.FixtureRequest, store_url: str | None) -> str | None:
+    """A second store like ``store_url`` (on PostgreSQL, one database per project)."""
+    return fresh_postgres_database(request) if store_url else None
+
+
 @pytest.fixture
 def blocks_of(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Read every file in blocks of about 4 KB, and count the blocks read."""
@@ -167,6 +173,7 @@ def _same_profile(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def _ingest_both(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     store_url: str | None,
     name: str,
@@ -183,18 +190,21 @@ def _ingest_both(
     finally:
         csv_blocks.MIN_FILE_BYTES = saved
     assert blocks["blocks"] == 0
-    block_ws = project(tmp_path / "blocks", store_url, **options)
+    block_ws = project(tmp_path / "blocks", other_store(request, store_url), **options)
     (tmp_path / "blocks" / "in" / name).write_bytes(data)
     block_report = block_ws.ingest("orders")[0]
     return _outcome(whole_ws), _outcome(block_ws), whole_report, block_report
 
 
 def test_a_messy_file_read_in_blocks_equals_the_file_read_whole(
-    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
 ) -> None:
     data = write_csv(tmp_path / "src.csv", messy_rows(3000, seed=7)).read_bytes()
     whole, blocks, whole_report, block_report = _ingest_both(
-        tmp_path, workspace_store_url, "orders.csv", data, blocks_of
+        request, tmp_path, workspace_store_url, "orders.csv", data, blocks_of
     )
     assert blocks_of["blocks"] > 20 and blocks_of["whole"] == 0
     assert block_report.as_dict()["rows_in"] == whole_report.as_dict()["rows_in"] == 3000
@@ -211,11 +221,14 @@ def test_a_messy_file_read_in_blocks_equals_the_file_read_whole(
 
 
 def test_crlf_file_with_a_byte_order_mark_reads_the_same_in_blocks(
-    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
 ) -> None:
     text = write_csv(tmp_path / "src.csv", messy_rows(1500, seed=3), crlf=True).read_bytes()
     whole, blocks, _, _ = _ingest_both(
-        tmp_path, workspace_store_url, "orders.csv", b"\xef\xbb\xbf" + text, blocks_of
+        request, tmp_path, workspace_store_url, "orders.csv", b"\xef\xbb\xbf" + text, blocks_of
     )
     assert blocks_of["blocks"] > 5 and blocks_of["whole"] == 0
     assert blocks["content_id"] == whole["content_id"]
@@ -239,7 +252,11 @@ def _quote_inside_a_field(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("spoil", [_repeat_a_key, _latin_1_late, _quote_inside_a_field])
 def test_files_blocks_could_misread_are_read_whole_with_the_same_outcome(
-    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int], spoil: Any
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
+    spoil: Any,
 ) -> None:
     # Plain ASCII otherwise, so a Latin-1 byte makes the whole file Latin-1 (not mixed).
     lines = [
@@ -247,7 +264,9 @@ def test_files_blocks_could_misread_are_read_whole_with_the_same_outcome(
         for line in messy_rows(2000, seed=11)
     ]
     data = spoil((HEADER + "\n" + "\n".join(lines) + "\n").encode("utf-8"))
-    whole, blocks, _, _ = _ingest_both(tmp_path, workspace_store_url, "o.csv", data, blocks_of)
+    whole, blocks, _, _ = _ingest_both(
+        request, tmp_path, workspace_store_url, "o.csv", data, blocks_of
+    )
     assert blocks_of["whole"] == 1, "block reading declined"
     assert blocks["content_id"] == whole["content_id"]
     assert blocks["quarantine"] == whole["quarantine"]
@@ -323,11 +342,15 @@ def test_a_second_big_file_appends_to_the_version_and_remembers_both(
 
 
 def test_every_row_refused_makes_the_same_empty_first_version(
-    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
 ) -> None:
     data = (HEADER + "\n" + "\n".join(messy_rows(1500, seed=12)) + "\n").encode()
     no_qty_fits = CONTRACT.replace("allowed: [US, GB, DE]", "allowed: [JP]")
     whole, blocks, _, report = _ingest_both(
+        request,
         tmp_path,
         workspace_store_url,
         "o.csv",
@@ -353,6 +376,7 @@ columns:
 
 @pytest.mark.parametrize("policy", ["keep", "hash", "drop"])
 def test_pii_is_found_over_the_whole_file_not_its_first_block(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     workspace_store_url: str | None,
     blocks_of: dict[str, int],
@@ -367,6 +391,7 @@ def test_pii_is_found_over_the_whole_file_not_its_first_block(
     ]
     data = ("id,contact,person\n" + "\n".join(lines) + "\n").encode()
     whole, blocks, whole_report, block_report = _ingest_both(
+        request,
         tmp_path,
         workspace_store_url,
         "o.csv",
@@ -383,7 +408,10 @@ def test_pii_is_found_over_the_whole_file_not_its_first_block(
 
 
 def test_drift_events_come_in_the_order_a_whole_read_gives(
-    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
 ) -> None:
     contract = """\
 columns:
@@ -397,7 +425,14 @@ columns:
     data = ("id,qty,day,extra\n" + "\n".join(rows) + "\n").encode()
     drift = "    schema_drift: {columns: discard_value, data_type: discard_value}\n"
     whole, blocks, whole_report, block_report = _ingest_both(
-        tmp_path, workspace_store_url, "o.csv", data, blocks_of, contract=contract, source=drift
+        request,
+        tmp_path,
+        workspace_store_url,
+        "o.csv",
+        data,
+        blocks_of,
+        contract=contract,
+        source=drift,
     )
     assert blocks_of["whole"] == 0
     changes = [(e["change"], e["column"]) for e in block_report.batches[0].schema_drift]

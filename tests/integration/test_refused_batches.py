@@ -13,7 +13,7 @@ import pytest
 from gyre.core.errors import BatchRefusedError, QuarantineLimitError
 from gyre.core.settings import Settings
 from gyre.workspace import Workspace
-from tests.conftest import require_service
+from tests.conftest import fresh_postgres_database, require_service
 
 CONTRACT = """\
 columns:
@@ -83,7 +83,7 @@ def test_a_refused_file_is_quarantined_whole_and_replayed_after_the_fix(
 
 
 def test_a_batch_outside_the_row_bounds_is_quarantined_whole(
-    tmp_path: Path, workspace_store_url: str | None
+    request: pytest.FixtureRequest, tmp_path: Path, workspace_store_url: str | None
 ) -> None:
     contract = CONTRACT + "rows: {min: 10}\n"
     ws = project(tmp_path, workspace_store_url, files_source("quarantine"), contract)
@@ -91,7 +91,8 @@ def test_a_batch_outside_the_row_bounds_is_quarantined_whole(
     (batch,) = ws.ingest("readings")[0].batches
     assert batch.accepted == 0 and batch.quarantined == 4
     assert batch.refused is not None and "fewer than the contract's minimum of 10" in batch.refused
-    without = project(tmp_path / "strict", workspace_store_url, files_source(None), contract)
+    other = fresh_postgres_database(request) if workspace_store_url else None
+    without = project(tmp_path / "strict", other, files_source(None), contract)
     (tmp_path / "strict" / "in" / "1.csv").write_text(GOOD)
     with pytest.raises(BatchRefusedError, match=r"rows\.min"):
         without.ingest("readings")

@@ -31,8 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gyre.core.errors import BatchRefusedError
-from gyre.core.lineage import dataset_node, source_node
-from gyre.core.runs import code_hash, track_run
+from gyre.core.lineage import dataset_node
 from gyre.ingest.csv_blocks import Block, BlockLayout, Declined, cut_blocks, open_blocks, read_block
 from gyre.ingest.drift import Known, SchemaDriftError, hold_to_contract
 
@@ -144,21 +143,10 @@ def ingest_large(
 
     One run either way: a file read whole after all is recorded as one run, not a failed one
     and another."""
-    from gyre.ingest.run import ingest_in_run
+    from gyre.ingest.run import ingest_in_run, ingest_run
 
-    with track_run(
-        ctx,
-        kind="ingest",
-        job=name,
-        params={
-            "batch": large.label,
-            "file": large.label,
-            "type": config.type,
-            "quarantine_limit": config.quarantine_limit,
-        },
-        code=code_hash([contract_path] if contract_path else []),
-    ) as run:
-        run.input(source_node(name))
+    details = {"file": large.label}
+    with ingest_run(ctx, name, config, large.label, details, contract_path) as run:
         try:
             return _ingest_blocks(ctx, run, name, config, large, contract)
         except Declined as why:

@@ -22,6 +22,7 @@ Every batch reports rows in = accepted + quarantined + deduplicated.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from gyre.core.runs import code_hash, track_run
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
     import pyarrow as pa
@@ -215,21 +216,34 @@ def ingest_batch(
     contract_path: Path | None,
 ) -> BatchReport:
     """Run one batch through contract, dedup and PII into the next dataset version."""
+    with ingest_run(ctx, name, config, batch.label, batch.details, contract_path) as run:
+        return ingest_in_run(ctx, run, name, config, batch, contract=contract)
 
+
+@contextmanager
+def ingest_run(
+    ctx: StageContext,
+    name: str,
+    config: SourceConfig,
+    label: str,
+    details: Mapping[str, Any],
+    contract_path: Path | None,
+) -> Iterator[TrackedRun]:
+    """The tracked run of one batch, reading source ``name``."""
     with track_run(
         ctx,
         kind="ingest",
         job=name,
         params={
-            "batch": batch.label,
-            **batch.details,
+            "batch": label,
+            **details,
             "type": config.type,
             "quarantine_limit": config.quarantine_limit,
         },
         code=code_hash([contract_path] if contract_path else []),
     ) as run:
         run.input(source_node(name))
-        return ingest_in_run(ctx, run, name, config, batch, contract=contract)
+        yield run
 
 
 def ingest_in_run(
