@@ -316,7 +316,7 @@ def detect_pii(
         textual = _is_text(kind)
         if not (textual or pa.types.is_integer(kind)):
             continue
-        sample = _sample(column, sample_rows)
+        sample = spread_sample(column, sample_rows)
         best: PiiFinding | None = None
         for detector in chosen.values():
             found = _judge(detector, name, sample, min_share, textual)
@@ -347,8 +347,11 @@ def _judge(
 _OVERSAMPLE = 4  # rows looked at per value sampled, so mostly-blank columns still fill a sample
 
 
-def _sample(column: pa.ChunkedArray, size: int) -> pa.Array:
-    """Up to ``size`` non-null, non-blank values, trimmed, spread evenly over the column."""
+def spread_sample(column: pa.ChunkedArray | pa.Array, size: int) -> pa.Array:
+    """Up to ``size`` non-null, non-blank values, trimmed, spread evenly over the column (what
+    detection looks at; a file read in blocks keeps such a sample of each block)."""
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
     # Thin the column first (its non-null values; a few times ``size`` of them, evenly
     # spread), then trim and drop blanks: trimming five million values to keep a thousand
     # cost seconds per column.
