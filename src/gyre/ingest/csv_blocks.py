@@ -41,11 +41,45 @@ from gyre.ingest.csv_batch import (
 from gyre.ingest.encoding import CsvDialect, bom_encoding
 
 BLOCK_BYTES = 32 << 20
-"""About how much of the file one block holds (whole records, so a little less)."""
+"""About how much of the file one block holds (whole records, so a little less); the
+environment variable ``GYRE_INGEST_BLOCK_BYTES`` overrides it."""
 MIN_FILE_BYTES = 128 << 20
-"""Smaller files are read whole: one block would hold most of them anyway."""
+"""Smaller files are read whole: one block would hold most of them anyway
+(``GYRE_INGEST_BLOCKS_FROM_BYTES`` overrides it)."""
+BLOCK_BYTES_VARIABLE = "GYRE_INGEST_BLOCK_BYTES"
+MIN_FILE_BYTES_VARIABLE = "GYRE_INGEST_BLOCKS_FROM_BYTES"
 _HEAD_BYTES = 1 << 20  # what the layout is read from (the sniffer looks at the first 64 KiB)
 _QUOTE = b'"'
+
+
+def configured_block_bytes() -> int:
+    """:data:`BLOCK_BYTES`, or the environment's ``GYRE_INGEST_BLOCK_BYTES``."""
+    return _from_environment(BLOCK_BYTES_VARIABLE, BLOCK_BYTES)
+
+
+def configured_min_file_bytes() -> int:
+    """:data:`MIN_FILE_BYTES`, or the environment's ``GYRE_INGEST_BLOCKS_FROM_BYTES``."""
+    return _from_environment(MIN_FILE_BYTES_VARIABLE, MIN_FILE_BYTES)
+
+
+def _from_environment(variable: str, default: int) -> int:
+    import os
+
+    from gyre.core.errors import ConfigError
+
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise ConfigError(
+            f"{variable}={text!r} is not a number of bytes",
+            hint=f"set a positive whole number, or unset it for the default ({default})",
+        )
+    return value
 
 
 class Declined(Exception):  # a decision, not an error: read the file whole
@@ -131,13 +165,13 @@ def cut_blocks(
     name: str = "",
 ) -> Iterator[Block]:
     """Blocks of whole records read from ``source`` in order; ``on_bytes`` sees every byte read.
-    ``block_bytes`` defaults to :data:`BLOCK_BYTES`.
+    ``block_bytes`` defaults to :func:`configured_block_bytes`.
 
     A block ends after a line break preceded by an even number of quotes (counted from the start
     of the block, which is itself a record boundary). Raises :class:`Declined` for lone CRs,
     a quote left open at the end of the file, and a record longer than ``block_bytes``.
     """
-    block_bytes = block_bytes or BLOCK_BYTES
+    block_bytes = block_bytes or configured_block_bytes()
     carry = b""
     line = 1
     index = 0

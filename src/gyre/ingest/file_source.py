@@ -169,7 +169,7 @@ def _in_blocks(location: str, fmt: str | None, stamp: Mapping[str, int]) -> bool
         return False
     if (fmt or format_for(location)) not in ("csv", "tsv"):
         return False
-    return stamp["size"] >= csv_blocks.MIN_FILE_BYTES
+    return stamp["size"] >= csv_blocks.configured_min_file_bytes()
 
 
 def _store_and_read(
