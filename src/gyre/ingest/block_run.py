@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gyre.ingest")
 
 WORKERS = min(2, os.cpu_count() or 1)
-_IN_FLIGHT = WORKERS + 1  # blocks being checked at once: one waits while the others run
-_WRITES_QUEUED = 2  # checked blocks waiting for the writer before checking pauses
+_IN_FLIGHT = WORKERS + 2  # blocks being checked at once: two wait while the others run
+_WRITES_QUEUED = 4  # checked blocks waiting for the writer before checking pauses
 
 
 @dataclass
@@ -170,7 +170,7 @@ def _ingest_blocks(
     large: LargeFile,
     contract: Contract | None,
 ) -> BatchReport:
-    from gyre.ingest.run import latest_version, pii_secret
+    from gyre.ingest.run import check_pii_columns, latest_version, pii_secret
     from gyre.ingest.schema_step import ContractVersions, effective_policy, table_events
 
     if contract is None:
@@ -182,7 +182,7 @@ def _ingest_blocks(
     events = table_events(name, large.label, policy, base)
     versions = ContractVersions(ctx, name, config, contract)
     effective = versions.effective
-    _check_pii_columns(config, effective)
+    check_pii_columns(config, effective.column_names)
     with open(large.location, "rb") as fh:  # noqa: PTH123 - a raw handle read in blocks
         layout = open_blocks(fh.read(1 << 20), large.label)
         fh.seek(0)
@@ -212,19 +212,6 @@ def _ingest_blocks(
     return _commit(
         ctx, run, name, config, large, effective, base, outcome, quarantine, events, versions
     )
-
-
-def _check_pii_columns(config: SourceConfig, contract: Contract) -> None:
-    """The check :func:`~gyre.ingest.run.protect_pii` makes, before any block is read."""
-    unknown = sorted(set(config.pii) - set(contract.column_names))
-    if unknown:
-        from gyre.core.errors import ConfigError
-
-        raise ConfigError(
-            f"pii policy names column(s) {', '.join(unknown)} that the source does not have; "
-            f"it has {', '.join(contract.column_names)}",
-            hint="fix the `pii:` keys of this source in gyre.yaml",
-        )
 
 
 def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) -> _Outcome:

@@ -32,7 +32,7 @@ from gyre.core.runs import code_hash, track_run
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     import pyarrow as pa
@@ -506,16 +506,21 @@ def protect_pii(
     tags = {f.column: f.kind for f in detect_pii(accepted)}
     if not config.pii:
         return accepted, tags
-    unknown = sorted(set(config.pii) - set(accepted.column_names))
+    check_pii_columns(config, accepted.column_names)
+    return apply_pii_policy(accepted, config.pii, secret=pii_secret(ctx)), tags
+
+
+def check_pii_columns(config: SourceConfig, columns: Sequence[str]) -> None:
+    """Refuse a ``pii:`` policy that names columns the source does not have."""
+    unknown = sorted(set(config.pii) - set(columns))
     if unknown:
         from gyre.core.errors import ConfigError
 
         raise ConfigError(
             f"pii policy names column(s) {', '.join(unknown)} that the source does not have; "
-            f"it has {', '.join(accepted.column_names)}",
+            f"it has {', '.join(columns)}",
             hint="fix the `pii:` keys of this source in gyre.yaml",
         )
-    return apply_pii_policy(accepted, config.pii, secret=pii_secret(ctx)), tags
 
 
 def pii_secret(ctx: StageContext) -> bytes:

@@ -1,0 +1,104 @@
+"""Cutting delimited text into blocks of whole records, and reading each block with the file's
+line numbers: properties over generated CSV, and the cases that must decline."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gyre.core.errors import ConfigError
+from gyre.ingest import csv_blocks
+from gyre.ingest.csv_batch import read_csv_bytes
+from gyre.ingest.csv_blocks import Declined, cut_blocks, open_blocks, read_block
+
+_cell = st.one_of(
+    st.text(alphabet="abcé xyz0123", max_size=6),
+    st.text(alphabet='ab,"\n\r xé', max_size=8).map(lambda t: '"' + t.replace('"', '""') + '"'),
+)
+_rows = st.lists(st.lists(_cell, min_size=3, max_size=3), min_size=1, max_size=60)
+
+
+def _csv(rows: list[list[str]], end: str) -> bytes:
+    return (end.join(["a,b,c", *(",".join(r) for r in rows)]) + end).encode()
+
+
+def _records(data: bytes) -> list[list[str]]:
+    return [r for r in csv.reader(io.StringIO(data.decode(), newline="")) if r]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=_rows, end=st.sampled_from(["\n", "\r\n"]), size=st.integers(8, 200))
+def test_blocks_are_whole_records_that_add_up_to_the_file(
+    rows: list[list[str]], end: str, size: int
+) -> None:
+    data = _csv(rows, end)
+    seen: list[bytes] = []
+    try:
+        blocks = list(cut_blocks(io.BytesIO(data), block_bytes=size, on_bytes=seen.append))
+    except Declined:
+        return  # a record longer than four blocks, or a lone CR inside a quoted value
+    assert b"".join(seen) == data  # every byte passed through once, in order
+    assert b"".join(b.data for b in blocks) == data
+    together: list[list[str]] = []
+    line = 1
+    for block in blocks:
+        assert block.first_line == line
+        together += _records(block.data)  # a block parses on its own: no record is cut
+        line += block.data.count(b"\n")
+    assert together == _records(data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=_rows, size=st.integers(16, 300))
+def test_block_rows_and_lines_are_the_whole_files(rows: list[list[str]], size: int) -> None:
+    data = _csv(rows, "\n")
+    whole = read_csv_bytes(data, "f.csv")
+    try:
+        layout = open_blocks(data, "f.csv")
+        batches = [read_block(b, layout) for b in cut_blocks(io.BytesIO(data), block_bytes=size)]
+    except Declined:
+        return
+    values = [v for b in batches for v in b.table.to_pylist()]
+    assert values == whole.table.to_pylist()
+    assert [n for b in batches for n in b.lines.to_pylist()] == whole.lines.to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"a,b\r1,2\r3,4\r", "lone CR"),
+        (b'a,b\n1,"open\n2,3\n', "quote left open"),
+        (b"a,b\n1,\x002\n", "NUL"),
+    ],
+)
+def test_text_blocks_would_misread_is_declined(data: bytes, why: str) -> None:
+    with pytest.raises(Declined, match=why):
+        list(cut_blocks(io.BytesIO(data), block_bytes=4))
+
+
+def test_a_quote_inside_a_field_or_latin_1_declines_at_read() -> None:
+    data = b'a,b\n1,say "hi"\n'
+    layout = open_blocks(data, "f.csv")
+    (block,) = cut_blocks(io.BytesIO(data))
+    with pytest.raises(Declined, match="quote inside"):
+        read_block(block, layout)
+    latin = b"a,b\n1,caf\xe9\n"
+    with pytest.raises(Declined):
+        read_block(next(cut_blocks(io.BytesIO(latin))), open_blocks(b"a,b\n1,x\n", "f.csv"))
+    with pytest.raises(Declined, match="encoded as"):
+        open_blocks(b"\xff\xfea\x00,\x00b\x00\n\x00", "f.csv")
+
+
+def test_block_sizes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert csv_blocks.configured_block_bytes() == csv_blocks.BLOCK_BYTES
+    monkeypatch.setenv("GYRE_INGEST_BLOCK_BYTES", "65536")
+    monkeypatch.setenv("GYRE_INGEST_BLOCKS_FROM_BYTES", "1")
+    assert csv_blocks.configured_block_bytes() == 65536
+    assert csv_blocks.configured_min_file_bytes() == 1
+    monkeypatch.setenv("GYRE_INGEST_BLOCK_BYTES", "32MB")
+    with pytest.raises(ConfigError, match="GYRE_INGEST_BLOCK_BYTES='32MB' is not a number"):
+        csv_blocks.configured_block_bytes()
