@@ -117,7 +117,7 @@ def distinct_counts_in(connection: Any, relation: str, schema: pa.Schema) -> dic
 
     counts: dict[str, int] = {}
     for field in schema:
-        column = _quoted(field.name)
+        column = quoted_name(field.name)
         if pa.types.is_floating(field.type):
             column = f"CASE WHEN isnan({column}) THEN NULL ELSE {column} + 0.0 END"
         elif not (
@@ -137,7 +137,7 @@ def distinct_counts_in(connection: Any, relation: str, schema: pa.Schema) -> dic
     return counts
 
 
-def _quoted(name: str) -> str:
+def quoted_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -172,21 +172,23 @@ def profile_column(
             # Arrow hashes floats by bit pattern; adding 0.0 turns -0.0 into 0.0 so equal
             # numbers count once, as they do in numpy and SQL.
             hashed = pc.add(numbers, 0.0) if pa.types.is_floating(values.type) else values
-            distinct = _maybe(lambda: pc.count_distinct(hashed, mode="only_valid").as_py())
+            distinct = unless_unsupported(
+                lambda: pc.count_distinct(hashed, mode="only_valid").as_py()
+            )
         nan_count = stats.get("nan_count") or 0
         stats["distinct_count"] = None if distinct is None else distinct + min(nan_count, 1)
-    if _orderable(values.type):
-        extremes = _maybe(lambda: pc.min_max(numbers))
+    if is_orderable(values.type):
+        extremes = unless_unsupported(lambda: pc.min_max(numbers))
         if extremes is not None:
-            stats["min"] = _to_json_scalar(extremes["min"])
-            stats["max"] = _to_json_scalar(extremes["max"])
-    if _numeric(values.type):
+            stats["min"] = json_scalar(extremes["min"])
+            stats["max"] = json_scalar(extremes["max"])
+    if is_numeric(values.type):
         if pa.types.is_decimal(values.type):
             # Arrow rounds a decimal mean to the column's scale; the profile wants the real one.
             numbers = numbers.cast(pa.float64())
-        stats["mean"] = _float(_maybe(lambda: pc.mean(numbers)))
-        stats["std"] = _float(_maybe(lambda: pc.stddev(numbers, ddof=1)))
-    if _categorical(values.type, stats["distinct_count"]):
+        stats["mean"] = _float(unless_unsupported(lambda: pc.mean(numbers)))
+        stats["std"] = _float(unless_unsupported(lambda: pc.stddev(numbers, ddof=1)))
+    if is_categorical(values.type, stats["distinct_count"]):
         stats["top_values"] = _top_values(values)
     return ColumnProfile(**stats)
 
@@ -203,7 +205,7 @@ def _top_values(values: pa.ChunkedArray | pa.Array) -> tuple[TopValue, ...]:
     return tuple(TopValue(value=row["value"], count=row["count"]) for row in top)
 
 
-def _orderable(kind: pa.DataType) -> bool:
+def is_orderable(kind: pa.DataType) -> bool:
     import pyarrow as pa
 
     return bool(
@@ -218,7 +220,7 @@ def _orderable(kind: pa.DataType) -> bool:
     )
 
 
-def _numeric(kind: pa.DataType) -> bool:
+def is_numeric(kind: pa.DataType) -> bool:
     import pyarrow as pa
 
     return bool(
@@ -226,7 +228,7 @@ def _numeric(kind: pa.DataType) -> bool:
     )
 
 
-def _categorical(kind: pa.DataType, distinct: int | None) -> bool:
+def is_categorical(kind: pa.DataType, distinct: int | None) -> bool:
     import pyarrow as pa
 
     if (
@@ -239,7 +241,7 @@ def _categorical(kind: pa.DataType, distinct: int | None) -> bool:
     return bool(pa.types.is_integer(kind) and distinct is not None and distinct <= LOW_CARDINALITY)
 
 
-def _maybe(compute: Any) -> Any:
+def unless_unsupported(compute: Any) -> Any:
     """The result of ``compute()``, or None where Arrow has no kernel for the column's type."""
     import pyarrow as pa
 
@@ -254,7 +256,7 @@ def _float(scalar: pa.Scalar | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _to_json_scalar(scalar: pa.Scalar) -> Scalar | None:
+def json_scalar(scalar: pa.Scalar) -> Scalar | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -22,13 +22,13 @@ from gyre.datasets.profile import (
     ColumnProfile,
     DatasetProfile,
     TopValue,
-    _categorical,
-    _maybe,
-    _numeric,
-    _orderable,
-    _quoted,
-    _to_json_scalar,
     distinct_counts_in,
+    is_categorical,
+    is_numeric,
+    is_orderable,
+    json_scalar,
+    quoted_name,
+    unless_unsupported,
 )
 
 if TYPE_CHECKING:
@@ -73,12 +73,12 @@ def _partial(name: str, values: pa.ChunkedArray) -> ColumnPartial:
         if nan_count:
             numbers = pc.filter(values, pc.invert(is_nan))
     minimum = maximum = None
-    if _orderable(values.type):
-        extremes = _maybe(lambda: pc.min_max(numbers))
+    if is_orderable(values.type):
+        extremes = unless_unsupported(lambda: pc.min_max(numbers))
         if extremes is not None:
             minimum, maximum = extremes["min"], extremes["max"]
     mean, squares, count = None, 0.0, 0
-    if _numeric(values.type):
+    if is_numeric(values.type):
         if pa.types.is_decimal(values.type):
             numbers = numbers.cast(pa.float64())
         count = len(numbers) - numbers.null_count
@@ -146,11 +146,11 @@ def _merged(
     lows = [b.minimum for b in blocks if b.minimum is not None and b.minimum.is_valid]
     highs = [b.maximum for b in blocks if b.maximum is not None and b.maximum.is_valid]
     if lows and highs:
-        stats["min"] = _to_json_scalar(pc.min(pa.array(lows)))
-        stats["max"] = _to_json_scalar(pc.max(pa.array(highs)))
-    if _numeric(kind):
+        stats["min"] = json_scalar(pc.min(pa.array(lows)))
+        stats["max"] = json_scalar(pc.max(pa.array(highs)))
+    if is_numeric(kind):
         stats["mean"], stats["std"] = _moments(blocks)
-    if _categorical(kind, stats["distinct_count"]):
+    if is_categorical(kind, stats["distinct_count"]):
         stats["top_values"] = _top_values(connection, field.name) if stats["count"] else ()
     return ColumnProfile(**stats)
 
@@ -172,7 +172,7 @@ def _moments(blocks: list[ColumnPartial]) -> tuple[float | None, float | None]:
 
 
 def _top_values(connection: Any, name: str) -> tuple[TopValue, ...]:
-    column = _quoted(name)
+    column = quoted_name(name)
     rows = connection.execute(
         f"SELECT {column}, count(*) AS n FROM profiled WHERE {column} IS NOT NULL "
         f"GROUP BY {column} ORDER BY n DESC, {column} ASC LIMIT {TOP_VALUES}"

@@ -80,7 +80,7 @@ def _write_parts_concurrently(
     from concurrent.futures import ThreadPoolExecutor
 
     def write_part(start: int) -> list[PartRef]:
-        writer = _PartWriter(artifacts, table.schema, part_rows, first_row=start)
+        writer = PartWriter(artifacts, table.schema, part_rows, first_row=start)
         with writer:
             for batch in table.slice(start, part_rows).to_batches():
                 writer.add(batch)
@@ -111,7 +111,7 @@ def write_batches(
             f"part_rows must be at least 1, got {part_rows}",
             hint="use the default (1,000,000) unless parts must be smaller",
         )
-    writer = _PartWriter(artifacts, schema, part_rows)
+    writer = PartWriter(artifacts, schema, part_rows)
     with writer:
         for index, batch in enumerate(batches):
             if not batch.schema.equals(schema, check_metadata=False):
@@ -221,7 +221,7 @@ def _nullable(field: pa.Field) -> str:
     return "nullable" if field.nullable else "not nullable"
 
 
-class _PartWriter:
+class PartWriter:
     """Cuts a stream of batches into row groups and parts at fixed row counts, and stores them.
 
     Boundaries fall on row counts only, never on how the input was batched, and each row group
@@ -244,7 +244,7 @@ class _PartWriter:
         self._tmpdir = tempfile.TemporaryDirectory(prefix="gyre-parts-")
         self._path = Path(self._tmpdir.name) / "part.parquet"
 
-    def __enter__(self) -> _PartWriter:
+    def __enter__(self) -> PartWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

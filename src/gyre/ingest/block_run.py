@@ -215,11 +215,11 @@ def _ingest_blocks(
 
 
 def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) -> _Outcome:
-    from gyre.datasets.writer import PART_ROWS, _PartWriter
+    from gyre.datasets.writer import PART_ROWS, PartWriter
 
     checking = ThreadPoolExecutor(WORKERS, thread_name_prefix="gyre-block")
     writing = ThreadPoolExecutor(1, thread_name_prefix="gyre-block-write")
-    writer: _PartWriter | None = None
+    writer: PartWriter | None = None
     checks: deque[Future[_Checked]] = deque()
     writes: deque[Future[None]] = deque()
     try:
@@ -230,7 +230,7 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
                 nonlocal writer
                 if writer is None:
                     outcome.schema = done.accepted.schema
-                    writer = _PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
+                    writer = PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
                 _keep(outcome, done)
                 while len(writes) >= _WRITES_QUEUED:
                     writes.popleft().result()
