@@ -1,0 +1,91 @@
+"""Profiles merged from blocks equal the profile of the whole table (hypothesis).
+
+Any table, cut into blocks anywhere and written as Parquet parts, must profile as
+:func:`profile_table` profiles it whole: the same counts, nulls, NaNs, extremes, distinct counts
+(NaN left out, -0.0 equal to 0.0) and top values; mean and standard deviation to rounding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gyre.datasets.profile import profile_table
+from gyre.datasets.profile_merge import finish_profile, partial_profile
+
+_floats = st.one_of(
+    st.none(),
+    st.sampled_from([0.0, -0.0, 1.5, -2.25, float("nan"), 1e12]),
+    st.floats(-1e6, 1e6, allow_nan=False),
+)
+_row = st.tuples(
+    st.one_of(st.none(), st.integers(-5, 5), st.integers(-(2**40), 2**40)),
+    _floats,
+    st.one_of(st.none(), st.sampled_from(["a", "b", "", "é", "zz"])),
+    st.one_of(st.none(), st.booleans()),
+    st.one_of(st.none(), st.dates(dt.date(2020, 1, 1), dt.date(2020, 3, 1))),
+    st.one_of(st.none(), st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 2))),
+)
+SCHEMA = pa.schema(
+    [
+        ("i", pa.int64()),
+        ("f", pa.float64()),
+        ("s", pa.string()),
+        ("b", pa.bool_()),
+        ("d", pa.date32()),
+        ("t", pa.timestamp("us")),
+    ]
+)
+
+
+def _table(rows: list[tuple[object, ...]]) -> pa.Table:
+    return pa.table({f.name: [r[i] for r in rows] for i, f in enumerate(SCHEMA)}, schema=SCHEMA)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(_row, min_size=1, max_size=80), cuts=st.lists(st.integers(0, 80)))
+def test_blocks_profile_like_the_whole_table(
+    tmp_path_factory: object, rows: list[tuple[object, ...]], cuts: list[int]
+) -> None:
+    table = _table(rows)
+    edges = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
+    blocks = [table.slice(a, b - a) for a, b in itertools.pairwise(edges)]
+    folder = Path(str(tmp_path_factory.mktemp("parts")))  # type: ignore[attr-defined]
+    paths = []
+    for n, block in enumerate(blocks):
+        path = folder / f"{n}.parquet"
+        pq.write_table(block, path)
+        paths.append(str(path))
+    merged = finish_profile([partial_profile(b) for b in blocks], SCHEMA, paths).model_dump()
+    whole = profile_table(table).model_dump()
+    assert merged["row_count"] == whole["row_count"]
+    for got, want in zip(merged["columns"], whole["columns"], strict=True):
+        for key, value in want.items():
+            if key in ("mean", "std") and value is not None and got[key] is not None:
+                assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-9), key
+            else:
+                assert got[key] == value, (want["name"], key, got[key], value)
+
+
+def test_an_id_rising_through_every_block_is_counted_without_sorting(tmp_path: Path) -> None:
+    ids = pa.table({"id": pa.array(range(1, 10_001), pa.int64())})
+    blocks = [ids.slice(i, 1000) for i in range(0, 10_000, 1000)]
+    partials = [partial_profile(b) for b in blocks]
+    assert all(p[0].rising for p in partials)
+    pq.write_table(ids, tmp_path / "p.parquet")
+    profile = finish_profile(partials, ids.schema, [str(tmp_path / "p.parquet")])
+    assert profile.column("id").distinct_count == 10_000
+    # Rising inside each block but not across them: counted from the values.
+    again = [ids.slice(0, 5000), ids.slice(2000, 5000)]
+    pq.write_table(pa.concat_tables(again), tmp_path / "q.parquet")
+    profile = finish_profile(
+        [partial_profile(b) for b in again], ids.schema, [str(tmp_path / "q.parquet")]
+    )
+    assert profile.column("id").distinct_count == 7000
