@@ -79,7 +79,28 @@ def test_a_refused_file_is_quarantined_whole_and_replayed_after_the_fix(
     temps = sorted(ws.read_dataset("readings").column("temp").to_pylist())
     assert 900.0 in temps and 23.0 in temps and len(temps) == 10
     left = ws.quarantine_records("readings").to_pylist()
-    assert sorted(r["line"] for r in left) == [3, 5]
+    # The rows still refused now say which rule each breaks.
+    assert [(r["line"], r["column"], r["rule"]) for r in left] == [
+        (3, "temp", "type"),
+        (5, "temp", "max"),
+    ]
+    assert all(r["raw"] for r in left)
+
+
+def test_replay_explains_held_back_rows_even_when_none_passes(
+    tmp_path: Path, workspace_store_url: str | None
+) -> None:
+    ws = project(tmp_path, workspace_store_url, files_source("quarantine"))
+    (tmp_path / "in" / "1.csv").write_text("id,temp\n5,900\n6,hot\n8,999\n")
+    ws.ingest("readings")
+    held = ws.quarantine_records("readings").to_pylist()
+    assert {r["rule"] for r in held} == {"batch_refused"}
+    report = ws.replay_quarantine("readings")
+    assert (report.accepted, report.still_quarantined) == (0, 3)
+    rules = sorted((r["line"], r["rule"]) for r in ws.quarantine_records("readings").to_pylist())
+    assert rules == [(2, "max"), (3, "type"), (4, "max")]
+    again = ws.replay_quarantine("readings")  # nothing new to say: no new version
+    assert again.accepted == 0 and again.quarantine_version == report.quarantine_version
 
 
 def test_a_batch_outside_the_row_bounds_is_quarantined_whole(

@@ -193,7 +193,7 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
             accepted, _tags = protect_pii(ctx, config, accepted)
             accepted, stored = conform_to_stored(ctx, base, accepted, stored)
         keep = pa.array([key not in fixed for key in where])
-        remaining = records.filter(keep)
+        remaining, explained = _explain_held_back(records.filter(keep), keys, fixed, result)
         stats = {
             "replayed": len(keys),
             "accepted": accepted.num_rows,
@@ -230,6 +230,17 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
                 dataset_node(source, registered.record.version),
                 version=registered.record.content_id,
             )
+        elif explained:
+            # Nothing passes yet, but rows kept whole from a refused batch now say which rule
+            # each breaks: a new quarantine version, alone.
+            staged_quarantine = stage_version(
+                ctx.artifacts,
+                q_name,
+                write_table(ctx.artifacts, remaining),
+                kind="quarantine",
+                stats=stats,
+            )
+            outputs.append(register_version(ctx.store, staged_quarantine, run_id=run.id))
         else:
             # Nothing passes yet: the quarantine is unchanged, so no new version either.
             outputs.append(quarantined)
@@ -248,6 +259,44 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
         quarantine_version=q_version.ref,
         run_id=run.id,
     )
+
+
+def _explain_held_back(
+    remaining: pa.Table, keys: list[tuple[Any, Any]], fixed: set[tuple[Any, Any]], result: Any
+) -> tuple[pa.Table, bool]:
+    """``remaining`` with the rows of a batch kept whole (``on_refused_batch: quarantine``,
+    rule ``batch_refused`` alone) that still fail given the records of the rules they break,
+    so a replay says what is wrong with each; True when any row was so explained."""
+    from gyre.ingest.held_back import RULE
+
+    rules: dict[tuple[Any, Any], set[str]] = {}
+    for file, line, rule in zip(
+        remaining["file"].to_pylist(),
+        remaining["line"].to_pylist(),
+        remaining["rule"].to_pylist(),
+        strict=True,
+    ):
+        rules.setdefault((file, line), set()).add(rule)
+    held = {key for key, found in rules.items() if found == {RULE} and key not in fixed}
+    if not held:
+        return remaining, False
+    index = {key: i for i, key in enumerate(keys)}
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    for record in result.quarantine.to_pylist():
+        by_row.setdefault(record["line"], []).append(record)
+    rows = remaining.to_pylist()
+    out = []
+    for row in rows:
+        key = (row["file"], row["line"])
+        found = by_row.get(index[key], [])
+        if key not in held or not found:
+            out.append(row)
+            continue
+        for record in found:
+            out.append({**row, **{k: record[k] for k in ("column", "rule", "value", "reason")}})
+    table = pa.Table.from_pylist(out, schema=remaining.schema)
+    order = pc.sort_indices(table, [("file", "ascending"), ("line", "ascending")])
+    return table.take(order), True
 
 
 def records(ctx: StageContext, source: str, *, limit: int | None = None) -> pa.Table:
