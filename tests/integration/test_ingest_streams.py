@@ -1,14 +1,15 @@
 """Streams into dataset versions against the real brokers: MQTT, NATS JetStream, Redis Streams.
 
 Every test uses its own topic, subject, stream and client id, so runs never see each other's
-messages. Kafka has no broker on the test machine: its test checks the one-line error for an
-unreachable broker, and a live test runs when GYRE_KAFKA_BOOTSTRAP names one.
+messages. Kafka has no broker on the test machine: its tests run against the broker that
+GYRE_KAFKA_BOOTSTRAP names, or else librdkafka's built-in mock cluster on a loopback port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -376,6 +377,31 @@ def test_nats_unknown_stream_is_a_one_line_error(
 # ------------------------------------------------------------------------------------- Kafka
 
 
+def test_kafka_latest_starts_where_the_topic_ended_at_the_first_run(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    from confluent_kafka import Producer
+
+    topic = f"gyre-test-{uuid.uuid4().hex}"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "logger": _KAFKA_LOG})
+    for i in range(1, 6):  # before the source existed: not wanted with start: latest
+        producer.produce(topic, reading(i))
+    producer.flush(10)
+    source = (
+        f"    {{type: kafka, bootstrap_servers: '{kafka_bootstrap}', topic: {topic},"
+        " start: latest, idle_seconds: 2, contract: contracts/readings.yaml}\n"
+    )
+    ws = project(tmp_path, None, source)
+    (quiet,) = ws.ingest("readings")
+    assert quiet.batches == []
+    for i in range(6, 9):  # while no run is going
+        producer.produce(topic, reading(i))
+    producer.flush(10)
+    (report,) = ws.ingest("readings")
+    assert sorted(r["seq"] for r in stored(ws)) == [6, 7, 8]
+    assert report.rows_in == 3
+
+
 def test_kafka_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
     source = "    {type: kafka, bootstrap_servers: '127.0.0.1:1', topic: t, connect_timeout: 1}\n"
     ws = project(tmp_path, None, source)
@@ -383,17 +409,38 @@ def test_kafka_unreachable_broker_is_a_one_line_error(tmp_path: Path) -> None:
         ws.ingest("readings")
 
 
-@pytest.mark.skipif(not os.environ.get("GYRE_KAFKA_BOOTSTRAP"), reason="no Kafka broker named")
-def test_kafka_topic_exactly_once_by_offsets(tmp_path: Path) -> None:
+_KAFKA_LOG = logging.getLogger("tests.kafka")
+
+
+@pytest.fixture
+def kafka_bootstrap() -> Any:
+    """``GYRE_KAFKA_BOOTSTRAP`` when it names a broker; else librdkafka's own mock cluster: a
+    real Kafka protocol server on a loopback port, living as long as the client that made it
+    (``test.mock.num.brokers``), so the Kafka source is tested over the wire everywhere."""
+    pytest.importorskip("confluent_kafka")
+    from confluent_kafka import Producer
+
+    named = os.environ.get("GYRE_KAFKA_BOOTSTRAP")
+    if named:
+        yield named
+        return
+    holder = Producer({"test.mock.num.brokers": 1, "logger": _KAFKA_LOG})
+    brokers = holder.list_topics(timeout=10).brokers.values()
+    yield ",".join(f"{b.host}:{b.port}" for b in brokers)
+    holder.flush(5)
+
+
+def test_kafka_topic_exactly_once_by_offsets(tmp_path: Path, kafka_bootstrap: str) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    bootstrap = os.environ["GYRE_KAFKA_BOOTSTRAP"]
+    bootstrap = kafka_bootstrap
     topic = f"gyre-test-{uuid.uuid4().hex}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(topic, num_partitions=2)]).values():
-        future.result()
-    producer = Producer({"bootstrap.servers": bootstrap})
+    if os.environ.get("GYRE_KAFKA_BOOTSTRAP"):  # the mock cluster creates topics on first use
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for future in admin.create_topics([NewTopic(topic, num_partitions=2)]).values():
+            future.result()
+    producer = Producer({"bootstrap.servers": bootstrap, "logger": _KAFKA_LOG})
     for i in range(1, 21):
         producer.produce(topic, reading(i), partition=i % 2)
     producer.flush()
