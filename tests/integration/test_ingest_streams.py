@@ -378,7 +378,7 @@ def test_nats_unknown_stream_is_a_one_line_error(
 
 
 def test_kafka_latest_starts_where_the_topic_ended_at_the_first_run(
-    tmp_path: Path, kafka_bootstrap: str
+    tmp_path: Path, workspace_store_url: str | None, kafka_bootstrap: str
 ) -> None:
     from confluent_kafka import Producer
 
@@ -391,7 +391,7 @@ def test_kafka_latest_starts_where_the_topic_ended_at_the_first_run(
         f"    {{type: kafka, bootstrap_servers: '{kafka_bootstrap}', topic: {topic},"
         " start: latest, idle_seconds: 2, contract: contracts/readings.yaml}\n"
     )
-    ws = project(tmp_path, None, source)
+    ws = project(tmp_path, workspace_store_url, source)
     (quiet,) = ws.ingest("readings")
     assert quiet.batches == []
     for i in range(6, 9):  # while no run is going
@@ -430,7 +430,9 @@ def kafka_bootstrap() -> Any:
     holder.flush(5)
 
 
-def test_kafka_topic_exactly_once_by_offsets(tmp_path: Path, kafka_bootstrap: str) -> None:
+def test_kafka_topic_exactly_once_by_offsets(
+    tmp_path: Path, workspace_store_url: str | None, kafka_bootstrap: str
+) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -448,7 +450,7 @@ def test_kafka_topic_exactly_once_by_offsets(tmp_path: Path, kafka_bootstrap: st
         f"    {{type: kafka, bootstrap_servers: '{bootstrap}', topic: {topic},"
         " idle_seconds: 2, contract: contracts/readings.yaml}\n"
     )
-    ws = project(tmp_path, None, source)
+    ws = project(tmp_path, workspace_store_url, source)
     (report,) = ws.ingest("readings")
     assert report.rows_in == 20
     producer.produce(topic, reading(21), partition=0)
