@@ -203,7 +203,7 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
         }
         outputs: list[Any] = []
         source_ref = None
-        if accepted.num_rows:
+        if accepted.num_rows or explained:
             staged_quarantine = stage_version(
                 ctx.artifacts,
                 q_name,
@@ -211,6 +211,7 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
                 kind="quarantine",
                 stats=stats,
             )
+        if accepted.num_rows:
             manifest = (
                 write_table(ctx.artifacts, pa.concat_tables([stored, accepted.cast(stored.schema)]))
                 if stored is not None
@@ -233,13 +234,6 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
         elif explained:
             # Nothing passes yet, but rows kept whole from a refused batch now say which rule
             # each breaks: a new quarantine version, alone.
-            staged_quarantine = stage_version(
-                ctx.artifacts,
-                q_name,
-                write_table(ctx.artifacts, remaining),
-                kind="quarantine",
-                stats=stats,
-            )
             outputs.append(register_version(ctx.store, staged_quarantine, run_id=run.id))
         else:
             # Nothing passes yet: the quarantine is unchanged, so no new version either.
