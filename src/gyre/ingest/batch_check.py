@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from gyre.core.errors import QuarantineLimitError
 from gyre.ingest.csv_batch import BatchResult, RawBatch, check_header, malformed_records
+from gyre.ingest.violations import top_rules
 
 if TYPE_CHECKING:
     from gyre.ingest.contract import Contract
@@ -124,14 +125,36 @@ def _with_malformed(quarantine: pa.Table, raw: RawBatch) -> pa.Table:
 
 def enforce_limit(batch: BatchResult, raw: RawBatch, quarantine_limit: float) -> None:
     """Raise :class:`QuarantineLimitError` when the batch refused more than the limit allows."""
-    if batch.share_quarantined <= quarantine_limit:
+    refuse_past_limit(
+        batch.file,
+        rows_in=batch.rows_in,
+        quarantined=batch.quarantined,
+        quarantine=batch.quarantine,
+        positions=raw.positions,
+        quarantine_limit=quarantine_limit,
+    )
+
+
+def refuse_past_limit(
+    file: str,
+    *,
+    rows_in: int,
+    quarantined: int,
+    quarantine: pa.Table,
+    positions: str,
+    quarantine_limit: float,
+) -> None:
+    """:func:`enforce_limit` for counts and records gathered some other way (a file read in
+    blocks); ``positions`` names what the records' ``line`` counts (``line``, ``record``)."""
+    share = quarantined / rows_in if rows_in else 0.0
+    if share <= quarantine_limit:
         return
-    rules = "; ".join(f"{col} {rule} ({n} rows)" for col, rule, n in batch.top_rules())
-    first = batch.quarantine.slice(0, 1).to_pylist()[0]
+    rules = "; ".join(f"{col} {rule} ({n} rows)" for col, rule, n in top_rules(quarantine))
+    first = quarantine.slice(0, 1).to_pylist()[0]
     raise QuarantineLimitError(
-        f"{batch.file}: {batch.quarantined} of {batch.rows_in} rows "
-        f"({batch.share_quarantined:.1%}) broke the contract, above the limit of "
-        f"{quarantine_limit:.1%}; top rules: {rules}; e.g. {raw.positions} {first['line']}: "
+        f"{file}: {quarantined} of {rows_in} rows "
+        f"({share:.1%}) broke the contract, above the limit of "
+        f"{quarantine_limit:.1%}; top rules: {rules}; e.g. {positions} {first['line']}: "
         f"{first['reason']}. Nothing was committed",
         hint="fix the data or the contract, or raise the source's quarantine_limit in "
         "gyre.yaml if this share is expected",

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gyre.ingest.contract import Contract
     from gyre.ingest.drift import DriftEvent
     from gyre.ingest.run import BatchReport
+    from gyre.ingest.sources import IncomingBatch
 
 log = logging.getLogger("gyre.ingest")
 
@@ -68,7 +69,7 @@ class LargeFile:
     location: str
     stamp: dict[str, int]
     state: dict[str, Any]  # the source's position before this file
-    whole: Callable[[LargeFile], Any]
+    whole: Callable[[LargeFile], IncomingBatch]
     content_id: str | None = None
 
     def state_after(self, raw_id: str) -> dict[str, Any]:
@@ -96,7 +97,6 @@ class _Job:
 class _Checked:
     """One block after the contract."""
 
-    index: int
     rows: int  # rows Arrow read (malformed records not included)
     rows_in: int
     accepted: pa.Table
@@ -113,7 +113,6 @@ class _Checked:
 class _Outcome:
     """The whole file, checked and written, waiting to be judged and registered."""
 
-    layout: BlockLayout
     raw_id: str
     parts: list[Any] = field(default_factory=list)
     schema: pa.Schema | None = None
@@ -224,7 +223,7 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
     writes: deque[Future[None]] = deque()
     try:
         with ctx.artifacts.writer() as blob:
-            outcome = _Outcome(layout=job.layout, raw_id="")
+            outcome = _Outcome(raw_id="")
 
             def take(done: _Checked) -> None:
                 nonlocal writer
@@ -243,8 +242,7 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
                     take(checks.popleft().result())
             while checks:
                 take(checks.popleft().result())
-            if writer is None:
-                raise Declined("the file holds no records")
+            assert writer is not None, "the first block (the header's) always comes"
             while writes:
                 writes.popleft().result()
             writing.submit(writer.__exit__, None, None, None).result()
@@ -318,7 +316,6 @@ def _check_block(block: Block, job: _Job) -> _Checked:
         )
     quarantine = stamp(attach_raw_rows(result.quarantine, result.quarantined_rows), None)
     return _Checked(
-        index=block.index,
         rows=raw.table.num_rows,
         rows_in=result.rows_in,
         accepted=accepted,
@@ -360,35 +357,40 @@ def _refuse_keys_across_blocks(outcome: _Outcome, keys: tuple[tuple[str, ...], .
 
 def _ascending_blocks(columns: list[pa.ChunkedArray]) -> bool:
     """True when an integer key rises strictly within and across blocks (no repeats)."""
-    import numpy as np
+    from gyre.ingest.contract import strictly_increasing
 
-    if not pa.types.is_integer(columns[0].type):
-        return False
     last = None
     for column in columns:
-        values = column.combine_chunks()
-        if values.null_count:
-            return False
-        numbers = np.asarray(values)
-        if len(numbers) == 0:
+        if not len(column):
             continue
-        if np.any(numbers[1:] <= numbers[:-1]) or (last is not None and numbers[0] <= last):
+        if not strictly_increasing(column):
             return False
-        last = numbers[-1]
+        if last is not None and column[0].as_py() <= last:
+            return False
+        last = column[-1].as_py()
     return True
 
 
 def _judge(outcome: _Outcome, contract: Contract, config: SourceConfig, label: str) -> pa.Table:
     """The whole-file rules, in the order reading whole applies them (rows, freshness, the
     quarantine limit); returns the file's quarantine records."""
+    from gyre.ingest.batch_check import refuse_past_limit
     from gyre.ingest.batch_rules import check_freshness, check_row_count
 
     check_row_count(contract, outcome.rows, label)
     if contract.freshness is not None:
         known = [value for value in outcome.newest if value is not None]
         check_freshness(contract.freshness, max(known) if known else None, label)
-    quarantine = _quarantine_of(outcome)
-    _enforce_limit(outcome, quarantine, config.quarantine_limit, label)
+    # Empty when nothing was refused; its records are read only when some were.
+    quarantine = pa.concat_tables(outcome.quarantine) if outcome.quarantine else pa.table({})
+    refuse_past_limit(
+        label,
+        rows_in=outcome.rows_in,
+        quarantined=outcome.quarantined,
+        quarantine=quarantine,
+        positions="line",
+        quarantine_limit=config.quarantine_limit,
+    )
     return quarantine
 
 
@@ -442,8 +444,9 @@ def _commit(
     from gyre.datasets.manifest import DatasetManifest, save_manifest
     from gyre.datasets.profile import profile_table
     from gyre.datasets.profile_merge import finish_profile
+    from gyre.ingest.csv_batch import BatchResult
     from gyre.ingest.drift_merge import merge_block_events
-    from gyre.ingest.run import BatchReport, commit_version
+    from gyre.ingest.run import BatchReport, commit_version, pii_column_tags
     from gyre.ingest.schema_step import HeldSchema
 
     label = large.label
@@ -458,7 +461,7 @@ def _commit(
     held = HeldSchema(
         name,
         label,
-        _empty_result(label),
+        BatchResult.empty(label),
         (*events, *merged),
         versions.number or None,
         tuple(versions.pending),
@@ -497,11 +500,7 @@ def _commit(
         kind="source",
         stats=stats,
         profile=profile,
-        column_tags={
-            column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
-            for column, kind in outcome.pii.items()
-            if column in outcome.schema.names
-        },
+        column_tags=pii_column_tags(config, outcome.pii, outcome.schema.names),
     )
     stored, quarantine_ref = commit_version(
         ctx, run, name, config, staged, quarantine, state=large.state_after(raw_id), held=held
@@ -527,48 +526,3 @@ def _commit(
         contract_version=held.contract_version,
         schema_drift=held.event_dicts(),
     )
-
-
-def _quarantine_of(outcome: _Outcome) -> pa.Table:
-    from gyre.ingest.quarantine import POSITION_COLUMN, RAW_COLUMN, TIME_COLUMN
-    from gyre.ingest.violations import QUARANTINE_SCHEMA
-
-    if outcome.quarantine:
-        return pa.concat_tables(outcome.quarantine)
-    schema = pa.schema(
-        [
-            *QUARANTINE_SCHEMA,
-            pa.field(RAW_COLUMN, pa.string()),
-            pa.field(POSITION_COLUMN, pa.string()),
-            pa.field(TIME_COLUMN, pa.timestamp("us", tz="UTC")),
-        ]
-    )
-    return schema.empty_table()
-
-
-def _enforce_limit(outcome: _Outcome, quarantine: pa.Table, limit: float, label: str) -> None:
-    from gyre.ingest.batch_check import enforce_limit
-    from gyre.ingest.csv_batch import BatchResult, RawBatch
-
-    empty = pa.table({})
-    result = BatchResult(
-        file=label,
-        rows_in=outcome.rows_in,
-        accepted=outcome.accepted,
-        quarantined=outcome.quarantined,
-        accepted_table=empty,
-        accepted_lines=pa.array([], pa.int64()),
-        quarantine=quarantine,
-        quarantined_rows=empty,
-    )
-    raw = RawBatch(
-        file=label, table=empty, lines=pa.array([], pa.int64()), malformed=empty, positions="line"
-    )
-    enforce_limit(result, raw, limit)
-
-
-def _empty_result(label: str) -> Any:
-    from gyre.ingest.csv_batch import BatchResult
-
-    empty = pa.table({})
-    return BatchResult(label, 0, 0, 0, empty, pa.array([], pa.int64()), empty, empty)

@@ -536,7 +536,7 @@ def _check_unique(
     idx = pc.indices_nonzero(candidates).cast(pa.int64())
     if len(idx) < 2:
         return
-    if len(keys) == 1 and _strictly_increasing(pc.take(typed[keys[0]], idx)):
+    if len(keys) == 1 and strictly_increasing(pc.take(typed[keys[0]], idx)):
         return  # an ascending id column (the common primary key) cannot repeat: no hashing
     key_table = pa.table({f"k{i}": pc.take(typed[k], idx) for i, k in enumerate(keys)})
     key_cols = key_table.column_names
@@ -563,7 +563,7 @@ def _check_unique(
     found.add_rows(rows, label, rule, shown, reasons)
 
 
-def _strictly_increasing(values: pa.Array | pa.ChunkedArray) -> bool:
+def strictly_increasing(values: pa.Array | pa.ChunkedArray) -> bool:
     """True when an integer column's every value is greater than the one before."""
     import numpy as np
 

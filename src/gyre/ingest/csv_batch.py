@@ -108,6 +108,12 @@ class BatchResult:
     """Quarantined rows as read (strings) plus ``_line``; malformed rows are only in
     ``quarantine`` (rule ``columns``, full text in ``value``) since they have no columns."""
 
+    @classmethod
+    def empty(cls, file: str) -> BatchResult:
+        """No rows at all (a batch the schema step did not split row by row)."""
+        nothing = pa.table({})
+        return cls(file, 0, 0, 0, nothing, pa.array([], pa.int64()), nothing, nothing)
+
     @property
     def share_quarantined(self) -> float:
         return self.quarantined / self.rows_in if self.rows_in else 0.0

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
-import pyarrow as pa
 
 from gyre.core.errors import SourceError
 from gyre.ingest.csv_batch import (
@@ -50,6 +49,7 @@ BLOCK_BYTES_VARIABLE = "GYRE_INGEST_BLOCK_BYTES"
 MIN_FILE_BYTES_VARIABLE = "GYRE_INGEST_BLOCKS_FROM_BYTES"
 _HEAD_BYTES = 1 << 20  # what the layout is read from (the sniffer looks at the first 64 KiB)
 _QUOTE = b'"'
+_UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig", "utf_8", "ascii")
 
 
 def configured_block_bytes() -> int:
@@ -139,9 +139,6 @@ def open_blocks(
         encoding=layout.encoding,
         bom=3 if marked == "utf-8-sig" else 0,
     )
-
-
-_UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig", "utf_8", "ascii")
 
 
 def _whole_characters(head: bytes) -> bytes:
@@ -285,8 +282,3 @@ def _scratch(size: int) -> np.ndarray:
         have = np.empty(max(size, BLOCK_BYTES + (BLOCK_BYTES >> 2)), dtype=bool)
         _local.scratch = have
     return have[:size]
-
-
-def empty_like(layout: BlockLayout) -> pa.Table:
-    """A table with the file's columns and no rows."""
-    return pa.table({c: pa.array([], pa.string()) for c in layout.names})

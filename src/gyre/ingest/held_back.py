@@ -62,6 +62,5 @@ def hold_back(
     quarantine = stamp(attach_raw_rows(records, rows), batch.position_names)
     schema = contract.arrow_schema() if contract is not None else table.schema
     accepted = schema.empty_table()
-    empty = pa.table({})
-    result = BatchResult(batch.label, 0, 0, 0, empty, pa.array([], pa.int64()), empty, empty)
-    return accepted, quarantine, batch.rows_in, HeldSchema(name, batch.label, result)
+    held = HeldSchema(name, batch.label, BatchResult.empty(batch.label))
+    return accepted, quarantine, batch.rows_in, held

@@ -306,11 +306,7 @@ def ingest_in_run(
         # The first version is exactly the accepted rows, already in memory: profile them
         # there; a later one holds earlier batches too and is profiled from its parts.
         table=accepted if base is None and base_table is None else None,
-        column_tags={
-            column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
-            for column, kind in pii_tags.items()
-            if column in accepted.column_names
-        },
+        column_tags=pii_column_tags(config, pii_tags, accepted.column_names),
     )
     stored, quarantine_ref = commit_version(
         ctx, run, name, config, staged, quarantine, state=batch.state, held=held
@@ -508,6 +504,17 @@ def protect_pii(
         return accepted, tags
     check_pii_columns(config, accepted.column_names)
     return apply_pii_policy(accepted, config.pii, secret=pii_secret(ctx)), tags
+
+
+def pii_column_tags(
+    config: SourceConfig, tags: Mapping[str, str], columns: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """The schema tags of the PII found in stored ``columns``: its kind and the policy's action."""
+    return {
+        column: {"pii": kind, "pii_action": config.pii.get(column, "keep")}
+        for column, kind in tags.items()
+        if column in columns
+    }
 
 
 def check_pii_columns(config: SourceConfig, columns: Sequence[str]) -> None:
