@@ -455,3 +455,6 @@ def test_a_large_file_is_one_run_even_when_read_whole_after_all(
     assert [r.status for r in runs] == ["completed"]
     assert runs[0].metrics["read_in_blocks"] is False
     assert runs[0].metrics["raw_content_id"].startswith("b3:")
+    _, links = ws.run(runs[0].id)
+    file_input = f"file:in/o.csv@{runs[0].metrics['raw_content_id']}"
+    assert links["input"].count(file_input) == 1  # recorded once, not once per path

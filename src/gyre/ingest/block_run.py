@@ -154,9 +154,7 @@ def ingest_large(
             if config.on_refused_batch != "quarantine":
                 raise
             # Kept whole in the quarantine, which then holds every row: read it whole.
-        batch = large.whole(large)
-        for node, node_version in batch.inputs:
-            run.input(node, version=node_version)
+        batch = large.whole(large)  # its file input is recorded by ingest_in_run
         run.metrics.update(raw_content_id=large.content_id, read_in_blocks=False)
         return ingest_in_run(ctx, run, name, config, batch, contract=contract)
 
