@@ -128,7 +128,7 @@ class FileSource:
                 )
                 yield large
                 assert large.content_id is not None, "the consumer stores the raw copy"
-                files[shown] = {"content_id": large.content_id, **stamp}
+                files = dict(large.state_after(large.content_id)["files"])
                 if task is not None:
                     task.advance()
                 continue
