@@ -160,24 +160,10 @@ class ArtifactStore:
     def _put_local_file(self, source: Path) -> str:
         # Copy and hash in one pass, then name the copy by what was actually copied: hashing
         # first and copying afterwards would store a mislabelled blob if the file changed between.
-        self.fs.makedirs(f"{self.root}/incoming", exist_ok=True)
-        tmp = self._temp_name(f"{self.root}/incoming/blob")
-        hasher = blake3.blake3()
-        try:
-            with source.open("rb") as src, Path(tmp).open("wb") as dst:
-                for chunk in iter(lambda: src.read(_CHUNK), b""):
-                    hasher.update(chunk)
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            cid = PREFIX + hasher.hexdigest()
-            path = self._path(_digest_of(cid))
-            if not self.fs.exists(path):
-                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                Path(tmp).replace(path)
-            return cid
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with self.writer() as blob, source.open("rb") as src:
+            for chunk in iter(lambda: src.read(_CHUNK), b""):
+                blob.write(chunk)
+            return blob.finish()
 
     def writer(self) -> BlobWriter:
         """A blob written in pieces (``write``), stored and named by its hash at ``finish``.
@@ -267,7 +253,6 @@ class BlobWriter:
         self._tmp = Path(store._temp_name(f"{incoming}/blob"))
         self._fh: IO[bytes] | None = self._tmp.open("wb")
         self._hasher = blake3.blake3()
-        self.size = 0
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -282,7 +267,6 @@ class BlobWriter:
         assert self._fh is not None, "write after finish"
         self._hasher.update(data)
         self._fh.write(data)
-        self.size += len(data)
 
     def finish(self) -> str:
         """Store what was written; returns its content id."""
