@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gyre.ingest.contract import Contract
     from gyre.ingest.drift import DriftEvent
     from gyre.ingest.run import BatchReport
+    from gyre.ingest.schema_step import ContractVersions
     from gyre.ingest.sources import IncomingBatch
 
 log = logging.getLogger("gyre.ingest")
@@ -435,7 +436,7 @@ def _commit(
     outcome: _Outcome,
     quarantine: pa.Table,
     events: list[DriftEvent],
-    versions: Any,
+    versions: ContractVersions,
 ) -> BatchReport:
     from gyre.core.lineage import file_node
     from gyre.datasets.catalog import stage_version
@@ -445,7 +446,6 @@ def _commit(
     from gyre.ingest.csv_batch import BatchResult
     from gyre.ingest.drift_merge import merge_block_events
     from gyre.ingest.run import BatchReport, commit_version, pii_column_tags
-    from gyre.ingest.schema_step import HeldSchema
 
     label = large.label
     raw_id = outcome.raw_id
@@ -456,14 +456,7 @@ def _commit(
     merged = merge_block_events(
         outcome.events, rows=outcome.rows, quarantine=quarantine, declared=declared
     )
-    held = HeldSchema(
-        name,
-        label,
-        BatchResult.empty(label),
-        (*events, *merged),
-        versions.number or None,
-        tuple(versions.pending),
-    )
+    held = versions.held(label, BatchResult.empty(label), (*events, *merged))
     stats = {
         "batch": label,
         "file": label,

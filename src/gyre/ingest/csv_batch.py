@@ -58,6 +58,11 @@ EMPTY_HINT = "check that the export or upload that wrote it finished"
 MALFORMED_SCHEMA = pa.schema([("line", pa.int64()), ("text", pa.string()), ("reason", pa.string())])
 
 
+def row_numbers(rows: int) -> pa.Array:
+    """Positions ``1..rows``: a batch whose source gives none counts its records."""
+    return pa.array(np.arange(1, rows + 1, dtype=np.int64))
+
+
 @dataclass(frozen=True)
 class RawBatch:
     """A file read as a table, each row tied to its place in the file.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from gyre.ingest.csv_batch import BatchResult, malformed_records
+from gyre.ingest.csv_batch import BatchResult, malformed_records, row_numbers
 from gyre.ingest.quarantine import attach_raw_rows, stamp
 from gyre.ingest.schema_step import HeldSchema
 from gyre.ingest.violations import QUARANTINE_SCHEMA
@@ -42,7 +42,7 @@ def hold_back(
     n = table.num_rows
     positions = batch.positions
     if positions is None:
-        positions = pa.array(range(1, n + 1), pa.int64())
+        positions = row_numbers(n)
     reason = f"the batch was refused as a whole: {refusal.message}"
     records = pa.Table.from_arrays(
         [

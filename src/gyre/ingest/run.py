@@ -403,13 +403,13 @@ def _apply_contract(
 ) -> tuple[pa.Table, pa.Table, int, HeldSchema]:
     """(accepted rows, quarantine records, rows refused, the schema step's outcome); raises
     past the quarantine limit or when a ``schema_drift: freeze`` policy refuses the batch."""
-    from gyre.ingest.csv_batch import RawBatch
+    from gyre.ingest.csv_batch import RawBatch, row_numbers
     from gyre.ingest.schema_step import hold_batch
 
     raw = RawBatch(
         file=batch.label,
         table=batch.table,
-        lines=batch.positions if batch.positions is not None else _row_numbers(batch.table),
+        lines=batch.positions if batch.positions is not None else row_numbers(batch.table.num_rows),
         malformed=batch.malformed if batch.malformed is not None else _no_malformed(),
         positions=batch.positions_kind,
     )
@@ -442,13 +442,6 @@ def _acknowledge(batch: IncomingBatch) -> None:
             batch.label,
             exc,
         )
-
-
-def _row_numbers(table: pa.Table) -> pa.Array:
-    import numpy as np
-    import pyarrow as pa
-
-    return pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
 
 
 def _no_malformed() -> pa.Table:

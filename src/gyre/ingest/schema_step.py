@@ -185,6 +185,7 @@ class ContractVersions:
         from gyre.ingest.contract_versions import EvolvedColumn, apply_evolved, canonical_yaml
 
         self.ctx = ctx
+        self.name = name
         self.config = config
         self.latest = ctx.store.schemas.latest_contract(name)
         before = [EvolvedColumn.from_dict(e) for e in self.latest.evolved] if self.latest else []
@@ -193,6 +194,12 @@ class ContractVersions:
         self.file_id = content_id(self.file_bytes)
         self.number = self.latest.version if self.latest is not None else 0
         self.pending: list[PendingContract] = []
+
+    def held(self, batch: str, result: BatchResult, events: tuple[DriftEvent, ...]) -> HeldSchema:
+        """The outcome of holding ``batch`` to these versions, ready to commit with it."""
+        return HeldSchema(
+            self.name, batch, result, events, self.number or None, tuple(self.pending)
+        )
 
     def register(self, version: Contract, origin: str, evolved: tuple[EvolvedColumn, ...]) -> None:
         """Note ``version`` unless it is the latest already."""
@@ -242,10 +249,7 @@ def _hold_to_contract(
 
         final, final_kept = apply_evolved(contract, merge_evolved(versions.kept, held.evolved))
         versions.register(final, "evolved", final_kept)
-    number, pending = versions.number, versions.pending
-    return HeldSchema(
-        name, raw.file, held.result, (*events, *held.events), number or None, tuple(pending)
-    )
+    return versions.held(raw.file, held.result, (*events, *held.events))
 
 
 def conform_to_stored(
