@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gyre.core.artifacts import ArtifactStore
 from gyre.core.errors import ConfigError
 from gyre.ingest import csv_blocks
 from gyre.ingest.csv_batch import read_csv_bytes
-from gyre.ingest.csv_blocks import Declined, cut_blocks, open_blocks, read_block
+from gyre.ingest.csv_blocks import (
+    CopiedFile,
+    Declined,
+    ReadBytes,
+    cut_blocks,
+    open_blocks,
+    read_block,
+)
 
 _cell = st.one_of(
     st.text(alphabet="abcé xyz0123", max_size=6),
@@ -26,7 +36,11 @@ def _csv(rows: list[list[str]], end: str) -> bytes:
     return (end.join(["a,b,c", *(",".join(r) for r in rows)]) + end).encode()
 
 
-def _records(data: bytes) -> list[list[str]]:
+def _blocks(data: bytes, **options: int) -> list[csv_blocks.Block]:
+    return list(cut_blocks(ReadBytes(io.BytesIO(data)), **options))
+
+
+def _records(data: bytes | bytearray) -> list[list[str]]:
     return [r for r in csv.reader(io.StringIO(data.decode(), newline="")) if r]
 
 
@@ -36,12 +50,10 @@ def test_blocks_are_whole_records_that_add_up_to_the_file(
     rows: list[list[str]], end: str, size: int
 ) -> None:
     data = _csv(rows, end)
-    seen: list[bytes] = []
     try:
-        blocks = list(cut_blocks(io.BytesIO(data), block_bytes=size, on_bytes=seen.append))
+        blocks = _blocks(data, block_bytes=size)
     except Declined:
         return  # a record longer than four blocks, or a lone CR inside a quoted value
-    assert b"".join(seen) == data  # every byte passed through once, in order
     assert b"".join(b.data for b in blocks) == data
     together: list[list[str]] = []
     line = 1
@@ -52,6 +64,30 @@ def test_blocks_are_whole_records_that_add_up_to_the_file(
     assert together == _records(data)
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows=_rows, size=st.integers(8, 200), kernel=st.booleans())
+def test_a_copied_file_is_stored_whole_and_cut_like_any_reader(
+    rows: list[list[str]], size: int, kernel: bool
+) -> None:
+    data = _csv(rows, "\r\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "in.csv"
+        source.write_bytes(data)
+        store = ArtifactStore.from_url(f"file://{tmp}/objects")
+        with store.writer() as blob, source.open("rb", buffering=0) as fh:
+            blob._copy_in_kernel = kernel  # both ways of copying: the kernel's and Python's
+            try:
+                copied = list(cut_blocks(CopiedFile(fh.fileno(), blob), block_bytes=size))
+            except Declined:
+                return
+            cid = blob.finish()
+        assert store.get_bytes(cid) == data  # every byte stored once, in order
+    read = _blocks(data, block_bytes=size)
+    assert [(b.data, b.first_line, b.line_breaks) for b in copied] == [
+        (b.data, b.first_line, b.line_breaks) for b in read
+    ]
+
+
 @settings(max_examples=60, deadline=None)
 @given(rows=_rows, size=st.integers(16, 300))
 def test_block_rows_and_lines_are_the_whole_files(rows: list[list[str]], size: int) -> None:
@@ -59,7 +95,7 @@ def test_block_rows_and_lines_are_the_whole_files(rows: list[list[str]], size: i
     whole = read_csv_bytes(data, "f.csv")
     try:
         layout = open_blocks(data, "f.csv")
-        batches = [read_block(b, layout) for b in cut_blocks(io.BytesIO(data), block_bytes=size)]
+        batches = [read_block(b, layout) for b in _blocks(data, block_bytes=size)]
     except Declined:
         return
     values = [v for b in batches for v in b.table.to_pylist()]
@@ -77,18 +113,18 @@ def test_block_rows_and_lines_are_the_whole_files(rows: list[list[str]], size: i
 )
 def test_text_blocks_would_misread_is_declined(data: bytes, why: str) -> None:
     with pytest.raises(Declined, match=why):
-        list(cut_blocks(io.BytesIO(data), block_bytes=4))
+        _blocks(data, block_bytes=4)
 
 
 def test_a_quote_inside_a_field_or_latin_1_declines_at_read() -> None:
     data = b'a,b\n1,say "hi"\n'
     layout = open_blocks(data, "f.csv")
-    (block,) = cut_blocks(io.BytesIO(data))
+    (block,) = _blocks(data)
     with pytest.raises(Declined, match="quote inside"):
         read_block(block, layout)
     latin = b"a,b\n1,caf\xe9\n"
     with pytest.raises(Declined):
-        read_block(next(cut_blocks(io.BytesIO(latin))), open_blocks(b"a,b\n1,x\n", "f.csv"))
+        read_block(_blocks(latin)[0], open_blocks(b"a,b\n1,x\n", "f.csv"))
     with pytest.raises(Declined, match="encoded as"):
         open_blocks(b"\xff\xfea\x00,\x00b\x00\n\x00", "f.csv")
 

@@ -30,6 +30,7 @@ from gyre.core.errors import ArtifactError, CorruptArtifactError, MissingExtraEr
 
 PREFIX = "b3:"
 _CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 26  # bytes per kernel copy: big, but each call can be interrupted
 # int(x, 16) alone accepts "0x", "_", signs, whitespace and upper case, which would map one blob
 # to several paths (or to paths that are not blobs at all), so ids are matched exactly.
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -60,11 +61,12 @@ def _digest_of(cid: str) -> str:
     return digest
 
 
-def _hash_file(path: Path) -> str:
-    hasher = blake3.blake3()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            hasher.update(chunk)
+def _hash_file(path: Path | str) -> str:
+    # Memory-mapped and on every core: a local file is hashed where it lies, with no copy into
+    # Python (884 MB: 0.1 s, against 0.7 s read in chunks). Its pages count as the process's
+    # memory while mapped, so writing (BlobWriter) hashes as it goes instead.
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher.update_mmap(path)
     return str(hasher.hexdigest())
 
 
@@ -158,11 +160,11 @@ class ArtifactStore:
         return cid
 
     def _put_local_file(self, source: Path) -> str:
-        # Copy and hash in one pass, then name the copy by what was actually copied: hashing
-        # first and copying afterwards would store a mislabelled blob if the file changed between.
+        # Copy, then name the copy by the hash of what was actually copied: hashing the source
+        # first would store a mislabelled blob if the file changed in between.
         with self.writer() as blob, source.open("rb") as src:
-            for chunk in iter(lambda: src.read(_CHUNK), b""):
-                blob.write(chunk)
+            while blob.copy_from(src.fileno(), _COPY_CHUNK):
+                pass
             return blob.finish()
 
     def writer(self) -> BlobWriter:
@@ -200,19 +202,23 @@ class ArtifactStore:
     def verify(self, cid: str) -> None:
         """Re-hash a blob in chunks; raise :class:`CorruptArtifactError` if it changed."""
         path = self._path(_digest_of(cid))
-        hasher = blake3.blake3()
         try:
-            with self.fs.open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                    hasher.update(chunk)
+            digest = _hash_file(path) if self._local else self._hash_remote(path)
         except FileNotFoundError:
             raise ArtifactError(f"artifact {cid} is missing from {self.url}") from None
-        if PREFIX + hasher.hexdigest() != cid:
+        if PREFIX + digest != cid:
             raise CorruptArtifactError(
                 f"artifact {cid} at {self._where(path)} is corrupt: "
                 "its bytes no longer match their hash",
                 hint="restore the file from a backup or re-run the step that produced it",
             )
+
+    def _hash_remote(self, path: str) -> str:
+        hasher = blake3.blake3()
+        with self.fs.open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                hasher.update(chunk)
+        return str(hasher.hexdigest())
 
     def iter_ids(self) -> Iterator[str]:
         """Every content id in the store (for garbage collection and audits)."""
@@ -243,7 +249,13 @@ class ArtifactStore:
 
 class BlobWriter:
     """A blob written piece by piece (see :meth:`ArtifactStore.writer`); use as a context
-    manager so an abandoned write leaves no temporary file behind."""
+    manager so an abandoned write leaves no temporary file behind.
+
+    The pieces come from :meth:`write`, from :meth:`copy_from` (a file copied in the kernel,
+    never through Python), or from another writer that writes :attr:`path` itself (Parquet).
+    The hash is always of the stored bytes: those written are hashed as they pass, those read
+    back with :meth:`read_at` as they are read, and :meth:`finish` reads what is left.
+    """
 
     def __init__(self, store: ArtifactStore) -> None:
         self._store = store
@@ -251,8 +263,18 @@ class BlobWriter:
         if store.is_local:
             store.fs.makedirs(incoming, exist_ok=True)
         self._tmp = Path(store._temp_name(f"{incoming}/blob"))
-        self._fh: IO[bytes] | None = self._tmp.open("wb")
+        # Unbuffered, so writes, kernel copies and reads back all go through the one offset.
+        self._fh: IO[bytes] | None = self._tmp.open("w+b", buffering=0)
+        self._copy_in_kernel = hasattr(os, "copy_file_range")
         self._hasher = blake3.blake3()
+        self._size = 0  # bytes written or copied through this writer
+        self._hashed = 0  # the first so many bytes of the file are in the hash
+
+    @property
+    def path(self) -> Path:
+        """The temporary file being written: for a writer that opens it by name, which must be
+        closed before :meth:`finish`."""
+        return self._tmp
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -263,18 +285,54 @@ class BlobWriter:
             self._fh = None
         self._tmp.unlink(missing_ok=True)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         assert self._fh is not None, "write after finish"
-        self._hasher.update(data)
-        self._fh.write(data)
+        view = memoryview(data)
+        if self._hashed == self._size:
+            self._hasher.update(view)
+            self._hashed += len(view)
+        self._size += len(view)
+        while view:
+            view = view[self._fh.write(view) or 0 :]
+
+    def copy_from(self, source: int, limit: int) -> int:
+        """Append up to ``limit`` bytes read from the open file descriptor ``source`` (from its
+        current offset); returns how many, 0 at its end. The kernel copies them
+        (``copy_file_range``) where it can, so they never pass through Python."""
+        assert self._fh is not None, "copy after finish"
+        if self._copy_in_kernel:
+            try:
+                copied = os.copy_file_range(source, self._fh.fileno(), limit)
+            except OSError:
+                # Not across these filesystems, or not for this kind of file: copy in Python.
+                self._copy_in_kernel = False
+            else:
+                self._size += copied
+                return copied
+        data = os.read(source, limit)
+        self.write(data)
+        return len(data)
+
+    def read_at(self, offset: int, size: int) -> bytearray:
+        """``size`` bytes of what was written so far, from ``offset`` (fewer at the end)."""
+        assert self._fh is not None, "read after finish"
+        buffer = bytearray(size)
+        got = os.preadv(self._fh.fileno(), [buffer], offset)
+        del buffer[got:]
+        if offset <= self._hashed < offset + got:
+            self._hasher.update(memoryview(buffer)[self._hashed - offset :])
+            self._hashed = offset + got
+        return buffer
 
     def finish(self) -> str:
         """Store what was written; returns its content id."""
         assert self._fh is not None, "finish twice"
         fh, self._fh = self._fh, None
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
+        try:
+            os.fsync(fh.fileno())
+            self._hash_rest(fh.fileno())
+        finally:
+            fh.close()
         cid = PREFIX + self._hasher.hexdigest()
         store = self._store
         path = store._path(_digest_of(cid))
@@ -286,3 +344,15 @@ class BlobWriter:
             store.fs.put_file(str(self._tmp), path)
         self._tmp.unlink(missing_ok=True)
         return cid
+
+    def _hash_rest(self, fd: int) -> None:
+        """Hash the stored bytes not hashed yet: read back in chunks, never mapped whole (a
+        mapped file counts in full against the process's memory)."""
+        size = os.fstat(fd).st_size
+        buffer = bytearray(_CHUNK * 8)
+        while self._hashed < size:
+            got = os.preadv(fd, [buffer], self._hashed)
+            if not got:
+                break
+            self._hasher.update(memoryview(buffer)[:got])
+            self._hashed += got

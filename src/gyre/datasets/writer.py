@@ -2,17 +2,18 @@
 
 Rows are cut into parts of ``part_rows`` rows and each part into row groups of at most
 :data:`ROW_GROUP_ROWS`; only one row group is held in memory and each part is written to a
-temporary file before it is stored, so a table or a stream of record batches of any size is
-written in bounded memory. A table already in memory is written part by part on
-:data:`WRITE_THREADS` threads (encoding and compressing Parquet releases the GIL), which gives
-the same parts as writing them one after the other.
+temporary file in the store, then hashed and renamed into place, so a table or a stream of
+record batches of any size is written in bounded memory. A table already in memory is written
+part by part on :data:`WRITE_THREADS` threads (encoding and compressing Parquet releases the
+GIL), which gives the same parts as writing them one after the other.
 
 Content ids must depend on the rows alone, so every Parquet setting that changes the bytes is
-pinned here (zstd at a fixed level, format 2.6, page version 1, dictionary encoding on) and the
-part and row-group boundaries depend only on the row count: ``write_table(t)`` and
-``write_batches(t.schema, t.to_batches(max_chunksize=7))`` give the same dataset version. Parquet
-records no timestamps; it does record the writer's library version (``created_by``), so a
-pyarrow upgrade may change ids of newly written data, never the data behind an existing id.
+pinned here (zstd at a fixed level, format 2.6, page version 1, dictionary encoding on and its
+size limit) and the part and row-group boundaries depend only on the row count:
+``write_table(t)`` and ``write_batches(t.schema, t.to_batches(max_chunksize=7))`` give the same
+dataset version. Parquet records no timestamps; it does record the writer's library version
+(``created_by``), so a pyarrow upgrade may change ids of newly written data, never the data
+behind an existing id.
 
     manifest = write_table(store, table, part_rows=500_000)
     manifest2 = append(store, manifest, more_rows)     # reuses manifest's parts
@@ -22,15 +23,13 @@ pyarrow upgrade may change ids of newly written data, never the data behind an e
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gyre.core.artifacts import ArtifactStore
+from gyre.core.artifacts import ArtifactStore, BlobWriter
 from gyre.core.errors import DataError
 from gyre.datasets.manifest import DatasetManifest, PartRef, save_manifest
 
@@ -43,12 +42,17 @@ WRITE_THREADS = min(2, os.cpu_count() or 1)
 """Parts of an in-memory table written at once (each holds one row group in memory)."""
 
 # Everything that changes the bytes of a part, pinned so that ids stay stable across defaults.
+# zstd level 1 and dictionaries of at most 256 KiB a column: a column of mostly distinct
+# values (ids, prices, e-mails) gives up on its dictionary early instead of hashing 1 MiB of
+# values first. Per million bench rows: written in 0.38 s instead of 0.56 s, 39 MB instead of
+# 36 MB (snappy: 0.31 s, 48 MB).
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,
     "version": "2.6",
     "data_page_version": "1.0",
     "use_dictionary": True,
+    "dictionary_pagesize_limit": 256 << 10,
     "write_statistics": True,
     "store_schema": True,
 }
@@ -241,8 +245,7 @@ class PartWriter:
         self._pending_rows = 0
         self._part_written = 0
         self._writer: pq.ParquetWriter | None = None
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="gyre-parts-")
-        self._path = Path(self._tmpdir.name) / "part.parquet"
+        self._blob: BlobWriter | None = None  # the part being written, straight into the store
 
     def __enter__(self) -> PartWriter:
         return self
@@ -255,7 +258,9 @@ class PartWriter:
             elif self._writer is not None:
                 self._writer.close()
         finally:
-            self._tmpdir.cleanup()
+            if self._blob is not None:
+                self._blob.__exit__(None, None, None)  # an unfinished part is removed
+                self._blob = None
 
     def add(self, batch: pa.RecordBatch) -> None:
         offset = 0
@@ -281,7 +286,8 @@ class PartWriter:
             return
         group = pa.Table.from_batches(self._pending, schema=self.schema).combine_chunks()
         if self._writer is None:
-            self._writer = pq.ParquetWriter(str(self._path), self.schema, **PARQUET_OPTIONS)
+            self._blob = self.artifacts.writer()
+            self._writer = pq.ParquetWriter(str(self._blob.path), self.schema, **PARQUET_OPTIONS)
         try:
             self._writer.write_table(group, row_group_size=group.num_rows)
         except pa.ArrowException as exc:
@@ -299,8 +305,10 @@ class PartWriter:
             return
         self._writer.close()
         self._writer = None
-        size = self._path.stat().st_size
-        cid = self.artifacts.put_file(self._path)
+        assert self._blob is not None
+        blob, self._blob = self._blob, None
+        with blob:
+            size = blob.path.stat().st_size
+            cid = blob.finish()  # hashed and renamed in place: the part is never copied
         self.parts.append(PartRef(id=cid, rows=self._part_written, size=size))
         self._part_written = 0
-        self._path.unlink()

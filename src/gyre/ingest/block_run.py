@@ -32,7 +32,15 @@ import pyarrow.compute as pc
 
 from gyre.core.errors import BatchRefusedError
 from gyre.core.lineage import dataset_node
-from gyre.ingest.csv_blocks import Block, BlockLayout, Declined, cut_blocks, open_blocks, read_block
+from gyre.ingest.csv_blocks import (
+    Block,
+    BlockLayout,
+    CopiedFile,
+    Declined,
+    cut_blocks,
+    open_blocks,
+    read_block,
+)
 from gyre.ingest.drift import Known, SchemaDriftError, hold_to_contract
 
 if TYPE_CHECKING:
@@ -181,7 +189,8 @@ def _ingest_blocks(
     versions = ContractVersions(ctx, name, config, contract)
     effective = versions.effective
     check_pii_columns(config, effective.column_names)
-    with open(large.location, "rb") as fh:  # noqa: PTH123 - a raw handle read in blocks
+    # Unbuffered: after the head is read, the kernel copies the file from its descriptor.
+    with open(large.location, "rb", buffering=0) as fh:  # noqa: PTH123 - a raw descriptor
         layout = open_blocks(fh.read(1 << 20), large.label)
         fh.seek(0)
         new = [c for c in layout.names if c not in effective.column_names]
@@ -234,7 +243,7 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
                     writes.popleft().result()
                 writes.append(writing.submit(_write, writer, done.accepted))
 
-            blocks = cut_blocks(fh, on_bytes=blob.write, name=large.label)
+            blocks = cut_blocks(CopiedFile(fh.fileno(), blob), name=large.label)
             for block in blocks:
                 checks.append(checking.submit(_check_block, block, job))
                 while checks and (len(checks) >= _IN_FLIGHT or checks[0].done()):

@@ -233,7 +233,7 @@ def read_csv_bytes(
 
 
 def tie_to_lines(
-    utf8: bytes,
+    utf8: bytes | bytearray,
     table: pa.Table,
     invalid: list[Any],
     *,
@@ -399,7 +399,7 @@ def _column_names(
 
 
 def arrow_read(
-    data: bytes,
+    data: bytes | bytearray,
     names: list[str],
     header: list[str] | None,
     dialect: CsvDialect,
@@ -454,7 +454,7 @@ def arrow_read(
 
 
 def _one_line_records(
-    data: bytes, records: int, has_quotes: bool, line_breaks: int | None = None
+    data: bytes | bytearray, records: int, has_quotes: bool, line_breaks: int | None = None
 ) -> np.ndarray | None:
     """Lines ``1..records`` when every record is exactly one line; None when that is not sure.
 
@@ -478,7 +478,9 @@ def _one_line_records(
     return np.arange(1, records + 1, dtype=np.int64)
 
 
-def _record_lines(data: bytes, has_quotes: bool, name: str, delimiter: str) -> np.ndarray | None:
+def _record_lines(
+    data: bytes | bytearray, has_quotes: bool, name: str, delimiter: str
+) -> np.ndarray | None:
     """Start line of every non-empty record (header first); None if quotes make it unsure."""
     buf = np.frombuffer(data, dtype=np.uint8)
     n = len(buf)

@@ -5,8 +5,9 @@ of the file the way :func:`~gyre.ingest.csv_batch.read_csv_bytes` reads a whole 
 dialect, header, column names), then :func:`cut_blocks` cuts the rest into blocks of about
 :data:`BLOCK_BYTES` that end at a record boundary, and :func:`read_block` turns one block into
 a :class:`~gyre.ingest.csv_batch.RawBatch` whose lines are the file's, so every block can be
-checked on any core while the next one is read. The bytes pass through ``on_bytes`` exactly
-once, in order, which is how the raw copy is stored and hashed in the same read.
+checked on any core while the next one is read. A local file's bytes are copied into its raw
+copy in the kernel as they are taken (:class:`CopiedFile`) and the blocks are read back from
+that copy, so what is checked is exactly what is stored and hashed.
 
 Where a record ends is decided as in :mod:`.csv_batch`: a line break ends one unless an odd
 number of quotes precede it. That rule is exact for RFC 4180 files, so blocks are read only
@@ -23,9 +24,9 @@ Each of these raises :class:`Declined`, which the caller answers by reading the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from gyre.ingest.csv_batch import (
     tie_to_lines,
 )
 from gyre.ingest.encoding import CsvDialect, bom_encoding
+
+if TYPE_CHECKING:
+    from gyre.core.artifacts import BlobWriter
 
 BLOCK_BYTES = 32 << 20
 """About how much of the file one block holds (whole records, so a little less); the
@@ -103,7 +107,7 @@ class Block:
     """Whole records of the file: ``data`` starts at ``first_line``."""
 
     index: int
-    data: bytes
+    data: bytearray
     first_line: int
     line_breaks: int  # LF bytes in ``data``
 
@@ -154,30 +158,74 @@ def _whole_characters(head: bytes) -> bytes:
     return head
 
 
+class BlockBytes(Protocol):
+    """Where :func:`cut_blocks` takes a file's bytes from: taken in order, then read back by
+    offset, so a block is copied out once and never joined to or cut from another buffer."""
+
+    def take(self, limit: int) -> int:
+        """Take up to ``limit`` more bytes of the file; how many were taken, 0 at its end."""
+        ...
+
+    def read_at(self, offset: int, size: int) -> bytearray:
+        """``size`` of the bytes taken so far, from ``offset``."""
+        ...
+
+
+class CopiedFile:
+    """A local file copied into a blob as it is taken (in the kernel), and read back from the
+    copy: the blocks are exactly the bytes stored and hashed, even if the file changes."""
+
+    def __init__(self, source: int, blob: BlobWriter) -> None:
+        self._source = source  # an open file descriptor, at the start of the file
+        self._blob = blob
+
+    def take(self, limit: int) -> int:
+        return self._blob.copy_from(self._source, limit)
+
+    def read_at(self, offset: int, size: int) -> bytearray:
+        return self._blob.read_at(offset, size)
+
+
+class ReadBytes:
+    """Bytes taken from any readable file object; only those not yet cut into blocks are held."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._held = bytearray()
+        self._base = 0  # the offset in the file of ``_held[0]``
+
+    def take(self, limit: int) -> int:
+        chunk = self._source.read(limit)
+        self._held += chunk
+        return len(chunk)
+
+    def read_at(self, offset: int, size: int) -> bytearray:
+        del self._held[: offset - self._base]
+        self._base = offset
+        return self._held[:size]
+
+
 def cut_blocks(
-    source: IO[bytes],
-    *,
-    block_bytes: int | None = None,
-    on_bytes: Callable[[bytes], None] | None = None,
-    name: str = "",
+    source: BlockBytes, *, block_bytes: int | None = None, name: str = ""
 ) -> Iterator[Block]:
-    """Blocks of whole records read from ``source`` in order; ``on_bytes`` sees every byte read.
-    ``block_bytes`` defaults to :func:`configured_block_bytes`.
+    """Blocks of whole records of ``source``, in order. ``block_bytes`` defaults to
+    :func:`configured_block_bytes`.
 
     A block ends after a line break preceded by an even number of quotes (counted from the start
     of the block, which is itself a record boundary). Raises :class:`Declined` for lone CRs,
     a quote left open at the end of the file, and a record longer than ``block_bytes``.
     """
     block_bytes = block_bytes or configured_block_bytes()
-    carry = b""
+    start = 0  # where the next block starts
+    taken = 0
     line = 1
     index = 0
     while True:
-        chunk = source.read(block_bytes)
-        if on_bytes is not None and chunk:
-            on_bytes(chunk)
-        data = carry + chunk if carry else chunk
-        if not chunk:
+        pending = taken - start  # the start of a record cut off at the end of the last block
+        got = source.take(block_bytes - pending if pending < block_bytes else block_bytes)
+        taken += got
+        data = source.read_at(start, taken - start)
+        if not got:
             if data:
                 yield _checked(Block(index, data, line, data.count(b"\n")), name, last=True)
             return
@@ -185,17 +233,16 @@ def cut_blocks(
         if cut is None:
             if len(data) > 4 * block_bytes:
                 raise Declined(f"{name}: a record longer than {4 * block_bytes} bytes")
-            carry = data
             continue
-        piece = data[:cut]
-        block = Block(index, piece, line, piece.count(b"\n"))
-        carry = data[cut:]
+        del data[cut:]  # shortens the buffer in place: the block is not copied again
+        block = Block(index, data, line, data.count(b"\n"))
+        start += cut
         yield _checked(block, name, last=False)
         line += block.line_breaks
         index += 1
 
 
-def _record_end(data: bytes) -> int | None:
+def _record_end(data: bytearray) -> int | None:
     """Just past the last line break in ``data`` that ends a record, or None."""
     quotes = data.count(_QUOTE)
     end = len(data)
