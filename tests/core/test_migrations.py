@@ -13,7 +13,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 
 from gyre.core.store import MetadataStore
-from gyre.core.store.engine import MIGRATIONS, create_store_engine, head_revision, schema_revision
+from gyre.core.store.engine import (
+    HEAD_REVISION,
+    MIGRATIONS,
+    create_store_engine,
+    head_revision,
+    schema_revision,
+)
 from gyre.core.store.tables import dataset_versions, datasets, metadata, runs
 
 NEW_TABLES = {"contract_versions", "drift_events"}
@@ -107,3 +113,18 @@ def test_the_migrated_schema_matches_the_table_definitions(store_url: str) -> No
         differences = compare_metadata(context, metadata)
     assert differences == []
     store.dispose()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    # A store at HEAD_REVISION opens without Alembic: a new migration must move the constant.
+    assert head_revision() == HEAD_REVISION
+
+
+def test_opening_a_store_behind_the_head_still_migrates_it(store_url: str) -> None:
+    from gyre.core.store.base import MetadataStore
+
+    engine = create_store_engine(store_url)
+    command.upgrade(_config(engine), "0001")
+    store = MetadataStore.open(store_url)
+    assert schema_revision(store.engine) == HEAD_REVISION
+    assert _tables(store.engine) >= NEW_TABLES

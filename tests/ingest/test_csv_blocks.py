@@ -116,6 +116,19 @@ def test_text_blocks_would_misread_is_declined(data: bytes, why: str) -> None:
         _blocks(data, block_bytes=4)
 
 
+def test_a_read_block_owns_its_rows_so_its_buffer_can_take_the_next_block() -> None:
+    # The raw copy reads each block into the buffer of one already read (CopiedFile.recycle):
+    # a batch that still pointed into that buffer would silently change under it.
+    data = b'id,name,note\n1,ann,"a, b"\n2,bo,x\n3,cy,"line\nbreak"\n4,di,\n'
+    (block,) = _blocks(data)
+    raw = read_block(block, open_blocks(data, "f.csv"))
+    before = raw.table.to_pylist()
+    lines = raw.lines.to_pylist()
+    block.data[:] = b"\xff" * len(block.data)
+    assert raw.table.to_pylist() == before
+    assert raw.lines.to_pylist() == lines == [2, 3, 4, 6]
+
+
 def test_a_quote_inside_a_field_or_latin_1_declines_at_read() -> None:
     data = b'a,b\n1,say "hi"\n'
     layout = open_blocks(data, "f.csv")

@@ -40,6 +40,13 @@ def test_hexadecimal_is_not_an_int_in_any_column() -> None:
     # Arrow's cast reads "0x1F" as 31; the contract's ints are decimal digits, clean column or not.
     assert parse(["0x1F", "7"], "int") == ([None, 7], [True, False])
     assert parse(["0x1F", "7", "seven"], "int") == ([None, 7, None], [True, False, True])
+    assert parse(["0X1f", "7"], "int") == ([None, 7], [True, False])
+    # A slice of a column: only its own values decide, whatever the rest of the buffer holds.
+    sliced = pa.array(["0x1F", "8", "9", "0x2"], pa.string()).slice(1, 2)
+    typed, failed = parse_column(sliced, "int")
+    assert typed.to_pylist() == [8, 9] and failed.to_pylist() == [False, False]
+    typed, _ = parse_column(pa.array(["1", "0x10"], pa.string()).slice(1), "int")
+    assert typed.to_pylist() == [None]
 
 
 @settings(max_examples=200, deadline=None)

