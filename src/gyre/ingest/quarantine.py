@@ -62,7 +62,7 @@ def attach_raw_rows(quarantine: pa.Table, quarantined_rows: pa.Table) -> pa.Tabl
 
 
 def _distinct(lines: pa.ChunkedArray) -> bool:
-    return lines.null_count == 0 and pc.count_distinct(lines).as_py() == len(lines)
+    return bool(lines.null_count == 0 and pc.count_distinct(lines).as_py() == len(lines))
 
 
 def _all_text(table: pa.Table, columns: list[str]) -> bool:
