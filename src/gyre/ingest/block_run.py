@@ -253,9 +253,12 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
             assert writer is not None, "the first block (the header's) always comes"
             while writes:
                 writes.popleft().result()
-            writing.submit(writer.__exit__, None, None, None).result()
-            outcome.parts = list(writer.parts)
+            closing = writing.submit(writer.__exit__, None, None, None)
+            # The raw copy is synced and its hash finished while the last part is encoded:
+            # both are the tail of the file, and one of them waits on the disk.
             outcome.raw_id = blob.finish()
+            closing.result()
+            outcome.parts = list(writer.parts)
             return outcome
     except BaseException:
         for pending in checks:

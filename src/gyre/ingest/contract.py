@@ -68,7 +68,7 @@ from gyre.ingest.batch_rules import (
     check_row_count,
     naive_utc,
 )
-from gyre.ingest.parsing import ARROW_TYPES, ColumnType, parse_column
+from gyre.ingest.parsing import ARROW_TYPES, ColumnType, parse_column, with_nulls
 from gyre.ingest.violations import (
     Violations,
     quarantine_table,
@@ -382,7 +382,7 @@ def check(
     for spec in contract.columns:
         raw = as_text(table.column(spec.name))
         is_null = _null_mask(raw, contract.null_values)
-        value = _with_nulls(raw, is_null)
+        value = with_nulls(raw, is_null)
         typed, failed = parse_column(value, spec.type)
         if spec.name in null_unparsable:
             count = int(pc.sum(failed).as_py() or 0)
@@ -444,21 +444,6 @@ def _check_columns(table: pa.Table, contract: Contract, file: str | None) -> Non
             f"{where}column(s) {', '.join(extra)} are not declared in the contract",
             hint="declare them, or set `extra_columns: drop` in the contract to ignore them",
         )
-
-
-def _with_nulls(raw: pa.Array, is_null: pa.Array) -> pa.Array:
-    """``raw`` with null where ``is_null``; the text stays where it is, only validity changes
-    (copying every string of every column cost more than parsing some of them)."""
-    if raw.type == pa.string() and raw.offset == 0:
-        keep = (
-            pc.invert(is_null)
-            if raw.null_count == 0
-            else pc.and_(raw.is_valid(), pc.invert(is_null))
-        )
-        if keep.offset == 0 and keep.null_count == 0:
-            _, offsets, data = raw.buffers()
-            return pa.StringArray.from_buffers(len(raw), offsets, data, keep.buffers()[1])
-    return pc.if_else(is_null, pa.scalar(None, pa.string()), raw)
 
 
 def _null_mask(raw: pa.Array, null_values: tuple[str, ...]) -> pa.Array:

@@ -112,6 +112,21 @@ def _may_hold_x(values: pa.Array) -> bool:
     return bool(np.any((text | 0x20) == ord("x")))  # | 0x20 lowers X, changes no other byte to x
 
 
+def with_nulls(values: pa.Array, is_null: pa.Array) -> pa.Array:
+    """``values`` with null where ``is_null`` (no nulls itself); the text stays where it is,
+    only validity changes (copying every string of a column cost more than parsing some)."""
+    if values.type == pa.string() and values.offset == 0:
+        keep = (
+            pc.invert(is_null)
+            if values.null_count == 0
+            else pc.and_(values.is_valid(), pc.invert(is_null))
+        )
+        if keep.offset == 0 and keep.null_count == 0:
+            _, offsets, data = values.buffers()
+            return pa.StringArray.from_buffers(len(values), offsets, data, keep.buffers()[1])
+    return pc.if_else(is_null, pa.scalar(None, values.type), values)
+
+
 def _around_suspects(values: pa.Array, column_type: ColumnType) -> pa.Array | None:
     """A big column with a few bad values: the fast path for most, the slow for the rest.
 
@@ -141,9 +156,7 @@ def _around_suspects(values: pa.Array, column_type: ColumnType) -> pa.Array | No
     if count == 0 or count > len(values) // 8:
         return None
     try:
-        typed = pc.if_else(suspect, pa.scalar(None, values.type), values).cast(
-            ARROW_TYPES[column_type]
-        )
+        typed = with_nulls(values, suspect).cast(ARROW_TYPES[column_type])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     decided = _slow_path(values.filter(suspect), column_type)
@@ -230,7 +243,7 @@ def _cast_around_suspects(values: pa.Array, target: pa.DataType) -> pa.Array | N
         return None  # a column of other shapes: bisect as before
     set_aside = pa.array(out_of_range | other_shape)
     try:
-        typed = pc.if_else(set_aside, pa.scalar(None, values.type), values).cast(target)
+        typed = with_nulls(values, set_aside).cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if unsure:
