@@ -355,3 +355,46 @@ def test_writing_the_same_bytes_again_repairs_a_corrupt_blob(tmp_path: Path) -> 
         store.get_bytes(cid)
     assert store.put_bytes(b"the same content") == cid
     assert store.get_bytes(cid) == b"the same content"
+
+
+def test_a_blob_copied_from_a_descriptor_is_the_source_whatever_the_kernel_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ArtifactStore.from_url(f"file://{tmp_path}/objects")
+    data = bytes(range(256)) * 5000
+    source = tmp_path / "in.bin"
+    source.write_bytes(data)
+    # The kernel copies it; a pipe it cannot copy; a filesystem whose kernel copy says 0 bytes.
+    for case in ("kernel", "pipe", "zero"):
+        with store.writer() as blob:
+            if case == "pipe":
+                read_end, write_end = os.pipe()
+                with os.fdopen(write_end, "wb") as sink:
+                    sink.write(data[:60000])  # fits the pipe's buffer
+                with os.fdopen(read_end, "rb", buffering=0) as fh:
+                    while blob.copy_from(fh.fileno(), 4096):
+                        pass
+                expected = data[:60000]
+            else:
+                if case == "zero":
+                    monkeypatch.setattr(os, "copy_file_range", lambda *_: 0)
+                with source.open("rb", buffering=0) as fh:
+                    while blob.copy_from(fh.fileno(), 100_000):
+                        pass
+                expected = data
+            cid = blob.finish()
+        assert cid == content_id(expected), case
+        assert store.get_bytes(cid) == expected
+
+
+def test_a_blob_hashes_what_was_read_back_and_what_another_writer_wrote(tmp_path: Path) -> None:
+    store = ArtifactStore.from_url(f"file://{tmp_path}/objects")
+    with store.writer() as blob:
+        blob.write(b"abc")
+        buffer = bytearray(2)
+        assert blob.read_into(1, buffer) == 2 and buffer == b"bc"
+        blob.write(b"def")
+        assert blob.finish() == content_id(b"abcdef")
+    with store.writer() as blob:
+        blob.path.write_bytes(b"written by name")  # as the Parquet writer writes a part
+        assert blob.finish() == content_id(b"written by name")

@@ -307,8 +307,12 @@ class BlobWriter:
                 # Not across these filesystems, or not for this kind of file: copy in Python.
                 self._copy_in_kernel = False
             else:
-                self._size += copied
-                return copied
+                if copied:
+                    self._size += copied
+                    return copied
+                # 0 is the end of a regular file, but some filesystems (proc, some FUSE) answer
+                # 0 for files they cannot copy in the kernel: let a plain read say which it is.
+                self._copy_in_kernel = False
         data = os.read(source, limit)
         self.write(data)
         return len(data)
