@@ -11,7 +11,8 @@ from gyre.core.config import SchemaDriftConfig
 from gyre.core.errors import DataError, QuarantineLimitError
 from gyre.core.yaml_positions import parse_yaml
 from gyre.ingest.contract import Contract, parse_contract
-from gyre.ingest.csv_batch import MALFORMED_SCHEMA, RawBatch
+from gyre.ingest.csv_batch import RawBatch
+from gyre.ingest.csv_lines import MALFORMED_SCHEMA
 from gyre.ingest.drift import DRIFT_RULE, Known, SchemaDriftError, hold_to_contract, hold_to_stored
 
 CONTRACT = """\

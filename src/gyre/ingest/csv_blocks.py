@@ -31,13 +31,8 @@ from typing import IO, TYPE_CHECKING, Protocol
 import numpy as np
 
 from gyre.core.errors import SourceError
-from gyre.ingest.csv_batch import (
-    RawBatch,
-    arrow_read,
-    csv_layout,
-    quotes_at_field_edges,
-    tie_to_lines,
-)
+from gyre.ingest.csv_batch import RawBatch, arrow_read, csv_layout
+from gyre.ingest.csv_lines import quotes_at_field_edges, tie_to_lines
 from gyre.ingest.encoding import CsvDialect, bom_encoding
 
 if TYPE_CHECKING:

@@ -40,11 +40,11 @@ import pyarrow as pa
 from gyre.core.errors import SourceError
 from gyre.ingest.csv_batch import (
     EMPTY_HINT,
-    MALFORMED_SCHEMA,
     RawBatch,
     read_csv_bytes,
     read_local_bytes,
 )
+from gyre.ingest.csv_lines import MALFORMED_SCHEMA
 from gyre.ingest.encoding import decode, to_utf8
 
 

@@ -175,7 +175,8 @@ def replay(ctx: StageContext, source: str) -> ReplayReport:
     from gyre.datasets.reader import read_table
     from gyre.datasets.writer import append, write_table
     from gyre.ingest.contract import load_contract
-    from gyre.ingest.csv_batch import MALFORMED_SCHEMA, RawBatch
+    from gyre.ingest.csv_batch import RawBatch
+    from gyre.ingest.csv_lines import MALFORMED_SCHEMA
     from gyre.ingest.run import deduplicate_against, latest_version, protect_pii
     from gyre.ingest.schema_step import conform_to_stored, hold_batch
 

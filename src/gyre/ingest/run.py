@@ -445,7 +445,7 @@ def _acknowledge(batch: IncomingBatch) -> None:
 
 
 def _no_malformed() -> pa.Table:
-    from gyre.ingest.csv_batch import MALFORMED_SCHEMA
+    from gyre.ingest.csv_lines import MALFORMED_SCHEMA
 
     return MALFORMED_SCHEMA.empty_table()
 

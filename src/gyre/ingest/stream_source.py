@@ -244,7 +244,8 @@ def messages_to_rows(batch: list[Message], options: StreamOptions, origin: str) 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from gyre.ingest.csv_batch import MALFORMED_SCHEMA, RawBatch
+    from gyre.ingest.csv_batch import RawBatch
+    from gyre.ingest.csv_lines import MALFORMED_SCHEMA
     from gyre.ingest.formats import json_messages_batch
 
     # Rows are numbered by their message's index in the batch while they are built (offsets
@@ -273,7 +274,8 @@ def messages_to_rows(batch: list[Message], options: StreamOptions, origin: str) 
 def _field_rows(batch: list[Message], origin: str) -> RawBatch:
     import pyarrow as pa
 
-    from gyre.ingest.csv_batch import MALFORMED_SCHEMA, RawBatch
+    from gyre.ingest.csv_batch import RawBatch
+    from gyre.ingest.csv_lines import MALFORMED_SCHEMA
 
     columns: dict[str, None] = {}
     for message in batch:
