@@ -19,7 +19,6 @@ from gyre.ingest.csv_batch import read_csv_bytes
 from gyre.ingest.csv_blocks import (
     CopiedFile,
     Declined,
-    ReadBytes,
     cut_blocks,
     open_blocks,
     read_block,
@@ -34,6 +33,25 @@ _rows = st.lists(st.lists(_cell, min_size=3, max_size=3), min_size=1, max_size=6
 
 def _csv(rows: list[list[str]], end: str) -> bytes:
     return (end.join(["a,b,c", *(",".join(r) for r in rows)]) + end).encode()
+
+
+class ReadBytes:
+    """Bytes taken from a file object: only those not yet cut into blocks are held."""
+
+    def __init__(self, source: io.BytesIO) -> None:
+        self._source = source
+        self._held = bytearray()
+        self._base = 0  # the offset in the file of ``_held[0]``
+
+    def take(self, limit: int) -> int:
+        chunk = self._source.read(limit)
+        self._held += chunk
+        return len(chunk)
+
+    def read_at(self, offset: int, size: int) -> bytearray:
+        del self._held[: offset - self._base]
+        self._base = offset
+        return self._held[:size]
 
 
 def _blocks(data: bytes, **options: int) -> list[csv_blocks.Block]:

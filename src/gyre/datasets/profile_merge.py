@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+_BITMAP_SPAN = 1 << 26  # integer columns whose values span less are counted in a 64 MB table
+
+
 @dataclass(frozen=True)
 class ColumnPartial:
     """One column of one block, reduced to what merges."""
@@ -209,9 +212,6 @@ def _count_sorted(column: pa.ChunkedArray) -> int:
             return int(np.count_nonzero(seen))
     numbers = np.sort(numbers)
     return int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1
-
-
-_BITMAP_SPAN = 1 << 26  # integer columns whose values span less are counted in a 64 MB table
 
 
 def _merged(

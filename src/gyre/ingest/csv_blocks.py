@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -156,7 +156,8 @@ def _whole_characters(head: bytes) -> bytes:
 
 class BlockBytes(Protocol):
     """Where :func:`cut_blocks` takes a file's bytes from: taken in order, then read back by
-    offset, so a block is copied out once and never joined to or cut from another buffer."""
+    offset, so a block is copied out once and never joined to or cut from another buffer
+    (:class:`CopiedFile` for a local file)."""
 
     def take(self, limit: int) -> int:
         """Take up to ``limit`` more bytes of the file; how many were taken, 0 at its end."""
@@ -200,25 +201,6 @@ class CopiedFile:
         """Read a later block into ``block``'s buffer: call once nothing uses it any more."""
         with self._lock:
             self._spare.append(block.data)
-
-
-class ReadBytes:
-    """Bytes taken from any readable file object; only those not yet cut into blocks are held."""
-
-    def __init__(self, source: IO[bytes]) -> None:
-        self._source = source
-        self._held = bytearray()
-        self._base = 0  # the offset in the file of ``_held[0]``
-
-    def take(self, limit: int) -> int:
-        chunk = self._source.read(limit)
-        self._held += chunk
-        return len(chunk)
-
-    def read_at(self, offset: int, size: int) -> bytearray:
-        del self._held[: offset - self._base]
-        self._base = offset
-        return self._held[:size]
 
 
 def cut_blocks(

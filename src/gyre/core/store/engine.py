@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from gyre.core.errors import MissingExtraError, StoreError
 
@@ -139,9 +139,6 @@ def upgrade_schema(engine: Engine) -> None:
 def _recorded_revision(engine: Engine) -> str | None:
     """What ``alembic_version`` holds, read with plain SQL; None where there is no such table
     (a new database) or the read fails for any other reason (Alembic then decides)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
     with engine.connect() as conn:
         try:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
