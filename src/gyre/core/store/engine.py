@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
@@ -123,7 +123,7 @@ def _alembic_config(engine: Engine) -> Any:
 def upgrade_schema(engine: Engine) -> None:
     """Apply every pending migration (safe to call from many processes at once)."""
     try:
-        if _recorded_revision(engine) == HEAD_REVISION:
+        if schema_revision(engine) == HEAD_REVISION:
             return  # the common case: nothing to migrate, nothing to lock
         from alembic import command
 
@@ -136,9 +136,9 @@ def upgrade_schema(engine: Engine) -> None:
         ) from exc
 
 
-def _recorded_revision(engine: Engine) -> str | None:
-    """What ``alembic_version`` holds, read with plain SQL; None where there is no such table
-    (a new database) or the read fails for any other reason (Alembic then decides)."""
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, read with plain SQL: None for a new database
+    (no ``alembic_version`` table) or where it cannot be read (Alembic then decides)."""
     with engine.connect() as conn:
         try:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
@@ -146,16 +146,6 @@ def _recorded_revision(engine: Engine) -> str | None:
             conn.rollback()
             return None
     return str(rows[0][0]) if len(rows) == 1 else None
-
-
-def schema_revision(engine: Engine) -> str | None:
-    """The Alembic revision the database is at, or None for an empty database."""
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str:
