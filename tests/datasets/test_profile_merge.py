@@ -28,10 +28,15 @@ _floats = st.one_of(
 _row = st.tuples(
     st.one_of(st.none(), st.integers(-5, 5), st.integers(-(2**40), 2**40)),
     _floats,
-    st.one_of(st.none(), st.sampled_from(["a", "b", "", "é", "zz"])),
+    # Values over 4 KiB get no Parquet statistics: their extremes are counted instead.
+    st.one_of(st.none(), st.sampled_from(["a", "b", "", "é", "zz", "y" * 5000, "\U0001f600"])),
     st.one_of(st.none(), st.booleans()),
     st.one_of(st.none(), st.dates(dt.date(2020, 1, 1), dt.date(2020, 3, 1))),
     st.one_of(st.none(), st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 2))),
+    # Narrow types, their extremes included: a range that overflows the type itself.
+    st.one_of(st.none(), st.sampled_from([-128, 127, 0]), st.integers(-128, 127)),
+    st.one_of(st.none(), st.sampled_from([0, 2**32 - 1]), st.integers(0, 2**32 - 1)),
+    st.one_of(st.none(), st.sampled_from([0.0, -0.0, float("nan"), 3.5])),
 )
 SCHEMA = pa.schema(
     [
@@ -41,6 +46,9 @@ SCHEMA = pa.schema(
         ("b", pa.bool_()),
         ("d", pa.date32()),
         ("t", pa.timestamp("us")),
+        ("n", pa.int8()),  # named n: an alias in the top-values query once took its place
+        ("u", pa.uint32()),
+        ("g", pa.float32()),
     ]
 )
 
@@ -63,15 +71,17 @@ def test_blocks_profile_like_the_whole_table(
         path = folder / f"{n}.parquet"
         pq.write_table(block, path)
         paths.append(str(path))
-    merged = finish_profile([partial_profile(b) for b in blocks], SCHEMA, paths).model_dump()
     whole = profile_table(table).model_dump()
-    assert merged["row_count"] == whole["row_count"]
-    for got, want in zip(merged["columns"], whole["columns"], strict=True):
-        for key, value in want.items():
-            if key in ("mean", "std") and value is not None and got[key] is not None:
-                assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-9), key
-            else:
-                assert got[key] == value, (want["name"], key, got[key], value)
+    for text_extremes in (True, False):  # False: text extremes from the parts' statistics
+        partials = [partial_profile(b, text_extremes=text_extremes) for b in blocks]
+        merged = finish_profile(partials, SCHEMA, paths).model_dump()
+        assert merged["row_count"] == whole["row_count"]
+        for got, want in zip(merged["columns"], whole["columns"], strict=True):
+            for key, value in want.items():
+                if key in ("mean", "std") and value is not None and got[key] is not None:
+                    assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-9), key
+                else:
+                    assert got[key] == value, (want["name"], key, got[key], value)
 
 
 def test_an_id_rising_through_every_block_is_counted_without_sorting(tmp_path: Path) -> None:

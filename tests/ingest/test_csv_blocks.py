@@ -156,8 +156,11 @@ def test_a_quote_inside_a_field_or_latin_1_declines_at_read() -> None:
     with pytest.raises(Declined, match="quote inside"):
         read_block(block, layout)
     latin = b"a,b\n1,caf\xe9\n"
-    with pytest.raises(Declined):
+    with pytest.raises(Declined, match="invalid in UTF-8"):
         read_block(_blocks(latin)[0], open_blocks(b"a,b\n1,x\n", "f.csv"))
+    utf8 = "a,b\n1,café\n2,日本\n".encode()  # not ASCII, so checked byte by byte: valid
+    raw = read_block(_blocks(utf8)[0], open_blocks(utf8, "f.csv"))
+    assert raw.table.column("b").to_pylist() == ["café", "日本"]
     with pytest.raises(Declined, match="encoded as"):
         open_blocks(b"\xff\xfea\x00,\x00b\x00\n\x00", "f.csv")
 

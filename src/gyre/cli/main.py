@@ -17,6 +17,10 @@ import traceback
 # 100 MB more peak memory. Pages are still reused within the process. Read when Arrow loads,
 # which no command has done yet; a value already in the environment wins.
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+# Nor does it ask for transparent huge pages: each first touch of one clears 2 MiB, and on the
+# bench machine a 5M-row ingest spent a third less time in the kernel with 4 KiB pages
+# (2.4 s instead of 3.3 s of system time, 0.3 s less wall time, over three runs each).
+os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
 
 import typer
 

@@ -337,7 +337,7 @@ def _check_block(block: Block, job: _Job, recycle: Callable[[Block], None]) -> _
         keys=keys,
         newest=newest,
         samples=samples,
-        partial=partial_profile(accepted),
+        partial=partial_profile(accepted, text_extremes=False),
     )
 
 

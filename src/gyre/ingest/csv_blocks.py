@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from gyre.core.errors import SourceError
 from gyre.ingest.csv_batch import RawBatch, arrow_read, csv_layout
@@ -253,6 +254,19 @@ def _record_end(data: bytearray) -> int | None:
         end = brk
 
 
+def _utf8(data: bytes | bytearray) -> bool:
+    """Whether ``data`` is valid UTF-8: checked once over the whole block, a sixth of what
+    Arrow's check value by value cost while it read the columns (1.5 ms for 32 MiB of ASCII)."""
+    if data.isascii():
+        return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32))
+    try:
+        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _checked(block: Block, name: str, *, last: bool) -> Block:
     data = block.data
     if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
@@ -279,15 +293,11 @@ def read_block(block: Block, layout: BlockLayout) -> RawBatch:
         quotes = np.flatnonzero(is_quote)
         if not quotes_at_field_edges(buf, quotes, ord(layout.dialect.delimiter)):
             raise Declined(f"{layout.name}: a quote inside an unquoted field")
+    if not _utf8(data):
+        raise Declined(f"{layout.name}: bytes invalid in UTF-8")
     try:
         table, invalid = arrow_read(
-            data,
-            layout.names,
-            header,
-            layout.dialect,
-            layout.name,
-            has_quotes,
-            check_utf8=True,
+            data, layout.names, header, layout.dialect, layout.name, has_quotes
         )
         lines, malformed = tie_to_lines(
             data,
