@@ -120,28 +120,54 @@ def _partial(name: str, values: pa.ChunkedArray, text_extremes: bool) -> ColumnP
 
 
 def finish_profile(
-    partials: Sequence[list[ColumnPartial]], schema: pa.Schema, parts: Sequence[str]
+    partials: Sequence[list[ColumnPartial]],
+    schema: pa.Schema,
+    parts: Sequence[str],
+    unwritten: pa.Table | None = None,
 ) -> DatasetProfile:
     """The profile of all blocks (``partials``, one list per block) stored as the Parquet
-    files ``parts`` with ``schema``."""
+    files ``parts`` with ``schema``, followed by the rows ``unwritten`` (the last part, still
+    being written: its profile need not wait for it)."""
     import duckdb
     import pyarrow as pa
 
+    held = [] if unwritten is None or unwritten.num_rows == 0 else [unwritten]
     connection = duckdb.connect()
     try:
-        files = ", ".join("'" + path.replace("'", "''") + "'" for path in parts)
-        connection.execute(f"CREATE VIEW profiled AS SELECT * FROM read_parquet([{files}])")
-        distinct = _sorted_distinct(partials, schema, parts) if parts else {}
-        rest = pa.schema([field for field in schema if field.name not in distinct])
+        sources = []
         if parts:
+            files = ", ".join("'" + path.replace("'", "''") + "'" for path in parts)
+            sources.append(f"SELECT * FROM read_parquet([{files}])")
+        if held:
+            connection.register("unwritten", held[0])
+            sources.append("SELECT * FROM unwritten")
+        counted = bool(sources)
+        if counted:
+            connection.execute("CREATE VIEW profiled AS " + " UNION ALL BY NAME ".join(sources))
+        distinct = _sorted_distinct(partials, schema, parts, held) if counted else {}
+        tops: dict[str, tuple[TopValue, ...]] = {}
+        grouped = [f.name for f in schema if f.name not in distinct and _grouped_type(f.type)]
+        rest = pa.schema([f for f in schema if f.name not in distinct and f.name not in grouped])
+        if counted:
+            for name in grouped:
+                distinct[name], tops[name] = _groups(connection, name)
             distinct.update(distinct_counts_in(connection, "profiled", rest))
         columns = []
         for index, field in enumerate(schema):
             mine = [block[index] for block in partials]
             extremes = None
             if any(block.extremes_in_parts for block in mine):
-                extremes = _text_extremes(parts, field.name, connection)
-            columns.append(_merged(field, mine, distinct.get(field.name), connection, extremes))
+                extremes = _text_extremes(parts, held, field.name, connection)
+            columns.append(
+                _merged(
+                    field,
+                    mine,
+                    distinct.get(field.name),
+                    connection,
+                    extremes,
+                    tops.get(field.name),
+                )
+            )
     finally:
         connection.close()
     rows = sum(block[0].rows for block in partials) if partials and partials[0] else 0
@@ -160,7 +186,10 @@ def _fixed_width(kind: pa.DataType) -> bool:
 
 
 def _sorted_distinct(
-    partials: Sequence[list[ColumnPartial]], schema: pa.Schema, parts: Sequence[str]
+    partials: Sequence[list[ColumnPartial]],
+    schema: pa.Schema,
+    parts: Sequence[str],
+    unwritten: list[pa.Table],
 ) -> dict[str, int]:
     """Distinct counts of number, date and timestamp columns, by sorting each column once
     (numpy, two columns at a time): for 5M rows about half of what DuckDB's hash takes on
@@ -168,6 +197,7 @@ def _sorted_distinct(
     id) needs no sorting at all: its distinct values are its values."""
     from concurrent.futures import ThreadPoolExecutor
 
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     def count(index: int) -> tuple[str, int]:
@@ -175,12 +205,36 @@ def _sorted_distinct(
         blocks = [block[index] for block in partials]
         if _rises_through(blocks):
             return field.name, sum(b.rows - b.null_count for b in blocks)
-        column = pq.read_table(list(parts), columns=[field.name])[field.name]
-        return field.name, _count_sorted(column)
+        chunks = [chunk for table in unwritten for chunk in table.column(field.name).chunks]
+        if parts:
+            chunks[:0] = pq.read_table(list(parts), columns=[field.name])[field.name].chunks
+        return field.name, _count_sorted(pa.chunked_array(chunks, type=field.type))
 
     wanted = [i for i, field in enumerate(schema) if _fixed_width(field.type)]
     with ThreadPoolExecutor(2, thread_name_prefix="gyre-distinct") as pool:
         return dict(pool.map(count, wanted))
+
+
+def _grouped_type(kind: pa.DataType) -> bool:
+    """Text and booleans: always profiled with top values, so counted by one grouping."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_boolean(kind))
+
+
+def _groups(connection: Any, name: str) -> tuple[int, tuple[TopValue, ...]]:
+    """Distinct values and top values of column ``name`` from one grouping (counting the
+    distinct values apart cost a second pass over the parts). Ordered by position: an alias
+    could be a column's name too."""
+    column = quoted_name(name)
+    rows = connection.execute(
+        f"WITH counted AS (SELECT {column}, count(*) FROM profiled WHERE {column} IS NOT NULL "
+        "GROUP BY 1) SELECT (SELECT count(*) FROM counted), * FROM counted "
+        f"ORDER BY 3 DESC, 2 ASC LIMIT {TOP_VALUES}"
+    ).fetchall()
+    if not rows:
+        return 0, ()
+    return int(rows[0][0]), tuple(TopValue(value=value, count=int(n)) for _, value, n in rows)
 
 
 def _rises_through(blocks: list[ColumnPartial]) -> bool:
@@ -188,8 +242,8 @@ def _rises_through(blocks: list[ColumnPartial]) -> bool:
     for block in blocks:
         if not block.rising:
             return False
-        if block.minimum is None or block.maximum is None:
-            continue  # an empty block
+        if block.minimum is None or block.maximum is None or not block.minimum.is_valid:
+            continue  # an empty block, or one whose rows were all refused
         low, high = block.minimum.as_py(), block.maximum.as_py()
         if last is not None and low <= last:
             return False
@@ -250,14 +304,23 @@ def _pooled(count: int, dtype: np.dtype[Any]) -> np.ndarray:
     return np.frombuffer(pa.allocate_buffer(max(count, 1) * dtype.itemsize), dtype, count)
 
 
-def _text_extremes(parts: Sequence[str], name: str, connection: Any) -> tuple[str, str] | None:
+def _text_extremes(
+    parts: Sequence[str], unwritten: list[pa.Table], name: str, connection: Any
+) -> tuple[str, str] | None:
     """Least and greatest value of text column ``name`` from the statistics of ``parts``
     (byte order, as Arrow compares text; for UTF-8 that is Python's order of ``str``), or from
-    DuckDB where a row group has none (Arrow leaves them out for values over 4 KiB)."""
+    DuckDB where a row group has none (Arrow leaves them out for values over 4 KiB); the
+    rows ``unwritten`` are compared as they are."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     lows: list[str] = []
     highs: list[str] = []
+    for table in unwritten:
+        extremes = pc.min_max(table.column(name))
+        if extremes["min"].is_valid:
+            lows.append(extremes["min"].as_py())
+            highs.append(extremes["max"].as_py())
     for path in parts:
         meta = pq.read_metadata(path)
         index = meta.schema.names.index(name)
@@ -286,6 +349,7 @@ def _merged(
     distinct: int | None,
     connection: Any,
     extremes: tuple[str, str] | None = None,
+    top: tuple[TopValue, ...] | None = None,
 ) -> ColumnProfile:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -316,7 +380,9 @@ def _merged(
     if is_numeric(kind):
         stats["mean"], stats["std"] = _moments(blocks)
     if is_categorical(kind, stats["distinct_count"]):
-        stats["top_values"] = _top_values(connection, field.name) if stats["count"] else ()
+        if top is None:
+            top = _top_values(connection, field.name) if stats["count"] else ()
+        stats["top_values"] = top
     return ColumnProfile(**stats)
 
 

@@ -269,6 +269,13 @@ class PartWriter:
                 self._blob.__exit__(None, None, None)  # an unfinished part is removed
                 self._blob = None
 
+    def unwritten(self) -> pa.Table | None:
+        """The rows of the part not yet stored, while all of them are still in memory (none
+        of its row groups written yet), else None. Read before ``__exit__`` writes them."""
+        if self._part_written:
+            return None
+        return pa.Table.from_batches(self._pending, schema=self.schema)
+
     def add(self, batch: pa.RecordBatch) -> None:
         offset = 0
         while offset < batch.num_rows:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from gyre.core.context import StageContext
     from gyre.core.runs import TrackedRun
     from gyre.datasets.catalog import DatasetVersion
+    from gyre.datasets.profile import DatasetProfile
     from gyre.datasets.profile_merge import ColumnPartial
     from gyre.ingest.contract import Contract
     from gyre.ingest.drift import DriftEvent
@@ -100,6 +101,7 @@ class _Job:
     keys: tuple[tuple[str, ...], ...]
     freshness: str | None
     pii_candidates: tuple[str, ...]
+    profile: bool  # profile the rows (a first version in a local store)
 
 
 @dataclass
@@ -136,6 +138,8 @@ class _Outcome:
     pii: dict[str, str] = field(default_factory=dict)
     partials: list[list[ColumnPartial]] = field(default_factory=list)
     samples: dict[str, list[pa.Array]] = field(default_factory=dict)
+    profile: DatasetProfile | None = None
+    judged: pa.Table = field(default_factory=lambda: pa.table({}))  # the quarantine records
 
 
 def ingest_large(
@@ -209,10 +213,15 @@ def _ingest_blocks(
             pii_candidates=tuple(
                 spec.name for spec in effective.columns if spec.type in ("string", "int")
             ),
+            profile=base is None and ctx.artifacts.is_local,
         )
-        outcome = _check_and_write(ctx, fh, job, large)
-    _refuse_keys_across_blocks(outcome, job.keys)
-    quarantine = _judge(outcome, effective, config, large.label)
+
+        def judge(outcome: _Outcome) -> pa.Table:
+            _refuse_keys_across_blocks(outcome, job.keys)
+            return _judge(outcome, effective, config, large.label)
+
+        outcome = _check_and_write(ctx, fh, job, large, judge)
+    quarantine = outcome.judged
     large.content_id = outcome.raw_id
     versions.register(effective, "file", versions.kept)
     outcome.pii = _detect_pii(outcome, effective)
@@ -221,7 +230,17 @@ def _ingest_blocks(
     )
 
 
-def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) -> _Outcome:
+def _check_and_write(
+    ctx: StageContext,
+    fh: Any,
+    job: _Job,
+    large: LargeFile,
+    judge: Callable[[_Outcome], pa.Table],
+) -> _Outcome:
+    """Check every block and write the accepted rows; ``judge`` applies the whole-file rules
+    once every block is checked (returning the quarantine records, or raising), before the
+    last part is written."""
+    from gyre.datasets.profile_merge import finish_profile
     from gyre.datasets.writer import PART_ROWS, PartWriter
 
     checking = ThreadPoolExecutor(WORKERS, thread_name_prefix="gyre-block")
@@ -253,12 +272,23 @@ def _check_and_write(ctx: StageContext, fh: Any, job: _Job, large: LargeFile) ->
             assert writer is not None, "the first block (the header's) always comes"
             while writes:
                 writes.popleft().result()
+            outcome.judged = judge(outcome)  # a refused file goes no further
+            # The last part is encoded on one core. Meanwhile the profile is counted from the
+            # parts stored and the last part's rows in memory, on the cores checking used,
+            # and the raw copy is synced and its hash finished.
+            profiling = None
+            unwritten = writer.unwritten() if job.profile else None
+            if unwritten is not None:
+                stored = [ctx.artifacts.path_of(part.id) for part in writer.parts]
+                profiling = checking.submit(
+                    finish_profile, outcome.partials, outcome.schema, stored, unwritten
+                )
             closing = writing.submit(writer.__exit__, None, None, None)
-            # The raw copy is synced and its hash finished while the last part is encoded:
-            # both are the tail of the file, and one of them waits on the disk.
             outcome.raw_id = blob.finish()
             closing.result()
             outcome.parts = list(writer.parts)
+            if profiling is not None:
+                outcome.profile = profiling.result()
             return outcome
     except BaseException:
         for pending in checks:
@@ -491,10 +521,10 @@ def _commit(
         )
     else:
         manifest = DatasetManifest.build(outcome.schema, parts, None)
-    profile = None
+    profile = outcome.profile
     if base is None and not parts:  # every row refused: an empty first version
         profile = profile_table(outcome.schema.empty_table())
-    elif base is None and ctx.artifacts.is_local:
+    elif profile is None and base is None and ctx.artifacts.is_local:
         paths = [ctx.artifacts.path_of(part.id) for part in parts]
         profile = finish_profile(outcome.partials, outcome.schema, paths)
     staged = stage_version(
