@@ -349,7 +349,7 @@ def _discard_type_events(
         # (only here: a column in which values were nulled).
         values = _present_text(table.column(column), contract.null_values)
         _, failed = parse_column(values, declared)
-        kind = widened_type(values.filter(failed), declared)
+        kind = widened_type(values.filter(failed), declared, all_failed=True)
         detail = f"{count} value(s) that are not a valid {declared} stored as null"
         events.append(
             DriftEvent(
@@ -358,7 +358,7 @@ def _discard_type_events(
         )
     for column, found in failures.items():
         declared = specs[column].type
-        kind = widened_type(found.values, declared)
+        kind = widened_type(found.values, declared, all_failed=True)
         if mode == "discard_value":
             detail = (
                 f"{found.rows} row(s) quarantined (rule type): the column is not nullable, so "

@@ -215,7 +215,9 @@ def _safe_cast(values: pa.Array, target: pa.DataType) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         if len(values) == 1:
             return pa.nulls(1, target)
-    if pa.types.is_temporal(target) and len(values) >= _SUSPECT_MIN_VALUES:
+    if pa.types.is_temporal(target):
+        # At any size: where every value is bad (a block's failures, parsed again to name
+        # the type they widen to), bisection costs two casts per value.
         typed = _cast_around_suspects(values, target)
         if typed is not None:
             return typed

@@ -116,9 +116,12 @@ def guess_type(values: pa.Array, candidates: tuple[ColumnType, ...] = GUESS_ORDE
     return "string"
 
 
-def widened_type(values: pa.Array, declared: ColumnType) -> ColumnType:
-    """The narrowest type at or above ``declared`` that reads every non-null text value."""
-    return guess_type(values, (declared, *WIDER[declared]))
+def widened_type(values: pa.Array, declared: ColumnType, *, all_failed: bool = False) -> ColumnType:
+    """The narrowest type at or above ``declared`` that reads every non-null text value.
+
+    ``all_failed``: none of ``values`` reads as ``declared`` (they are its failures), so only
+    the wider types are tried; trying ``declared`` cost a cast per value to learn nothing."""
+    return guess_type(values, WIDER[declared] if all_failed else (declared, *WIDER[declared]))
 
 
 def cast_column(
