@@ -224,7 +224,6 @@ def _ingest_blocks(
     quarantine = outcome.judged
     large.content_id = outcome.raw_id
     versions.register(effective, "file", versions.kept)
-    outcome.pii = _detect_pii(outcome, effective)
     return _commit(
         ctx, run, name, config, large, effective, base, outcome, quarantine, events, versions
     )
@@ -273,9 +272,11 @@ def _check_and_write(
             while writes:
                 writes.popleft().result()
             outcome.judged = judge(outcome)  # a refused file goes no further
-            # The last part is encoded on one core. Meanwhile the profile is counted from the
-            # parts stored and the last part's rows in memory, on the cores checking used,
-            # and the raw copy is synced and its hash finished.
+            detecting = checking.submit(_detect_pii, outcome, job.contract)
+            # The last part is encoded on one core. Meanwhile PII is looked for in the blocks'
+            # samples, the profile is counted from the parts stored and the last part's rows
+            # in memory (on the threads checking used), and the raw copy is synced and its
+            # hash finished.
             profiling = None
             unwritten = writer.unwritten() if job.profile else None
             if unwritten is not None:
@@ -289,6 +290,7 @@ def _check_and_write(
             outcome.parts = list(writer.parts)
             if profiling is not None:
                 outcome.profile = profiling.result()
+            outcome.pii = detecting.result()
             return outcome
     except BaseException:
         for pending in checks:
