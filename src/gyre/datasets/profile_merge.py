@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 _BITMAP_SPAN = 1 << 26  # integer columns whose values span less are counted in a 64 MB table
@@ -133,6 +134,7 @@ def finish_profile(
 
     import duckdb
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     held = [] if unwritten is None or unwritten.num_rows == 0 else [unwritten]
     connection = duckdb.connect()
@@ -164,9 +166,14 @@ def finish_profile(
                     distinct[name], tops[name] = _groups(connection, name)
                 distinct.update(distinct_counts_in(connection, "profiled", rest))
             extremes: dict[str, tuple[str, str] | None] = {}
-            for index, field in enumerate(schema):
-                if any(block[index].extremes_in_parts for block in partials):
-                    extremes[field.name] = _text_extremes(parts, held, field.name, connection)
+            texts = [
+                field.name
+                for index, field in enumerate(schema)
+                if any(block[index].extremes_in_parts for block in partials)
+            ]
+            metadata = [pq.read_metadata(path) for path in parts] if texts else []
+            for name in texts:
+                extremes[name] = _text_extremes(metadata, held, name, connection)
             distinct.update({name: count.result() for name, count in sorted_counts.items()})
         columns = []
         for index, field in enumerate(schema):
@@ -321,14 +328,14 @@ def _pooled(count: int, dtype: np.dtype[Any]) -> np.ndarray:
 
 
 def _text_extremes(
-    parts: Sequence[str], unwritten: list[pa.Table], name: str, connection: Any
+    metadata: Sequence[pq.FileMetaData], unwritten: list[pa.Table], name: str, connection: Any
 ) -> tuple[str, str] | None:
-    """Least and greatest value of text column ``name`` from the statistics of ``parts``
-    (byte order, as Arrow compares text; for UTF-8 that is Python's order of ``str``), or from
+    """Least and greatest value of text column ``name`` from the statistics of the parts
+    (their ``metadata``, read once for every column; byte order, as Arrow compares text, which
+    for UTF-8 is Python's order of ``str``), or from
     DuckDB where a row group has none (Arrow leaves them out for values over 4 KiB); the
     rows ``unwritten`` are compared as they are."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     lows: list[str] = []
     highs: list[str] = []
@@ -337,8 +344,7 @@ def _text_extremes(
         if extremes["min"].is_valid:
             lows.append(extremes["min"].as_py())
             highs.append(extremes["max"].as_py())
-    for path in parts:
-        meta = pq.read_metadata(path)
+    for meta in metadata:
         index = meta.schema.names.index(name)
         for group in range(meta.num_row_groups):
             rows = meta.row_group(group)

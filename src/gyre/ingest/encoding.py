@@ -90,7 +90,7 @@ def detect_encoding(data: bytes, *, sample_size: int = SAMPLE_BYTES) -> str:
     utf16 = _utf16_without_bom(head)
     if utf16:
         return utf16
-    if _is_utf8(head, complete=len(head) == len(data)):
+    if is_utf8(head, complete=len(head) == len(data)):
         return "utf-8"
     if _mostly_utf8(head):
         return "utf-8"
@@ -118,7 +118,7 @@ def to_utf8(data: bytes, name: str, encoding: str | None = None) -> tuple[bytes,
     chosen = asked or detect_encoding(data)
     if chosen in _UTF8:
         _refuse_nul(data, name)
-        if _is_utf8(data, complete=True):
+        if is_utf8(data):
             return data, "utf-8-sig" if marked == "utf-8-sig" else "utf-8"
         if asked is None:
             # Valid at the start but not further on: look at the whole file before guessing.
@@ -164,7 +164,8 @@ def _codec_name(encoding: str, name: str) -> str:
     return "latin-1" if codec == "iso8859-1" else codec
 
 
-def _is_utf8(data: bytes, *, complete: bool) -> bool:
+def is_utf8(data: bytes | bytearray, *, complete: bool = True) -> bool:
+    """Whether ``data`` is valid UTF-8 (``complete=False``: it may end inside a character)."""
     if data.isascii():
         return True
     if not complete:

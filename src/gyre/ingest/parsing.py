@@ -103,13 +103,18 @@ def _may_hold_x(values: pa.Array) -> bool:
     """Whether an ``x`` or ``X`` is anywhere in the text of ``values`` (nulls included, which
     only sends a column to the slow path for nothing): one pass over the bytes, a tenth of what
     a case-insensitive substring search over every value costs."""
+    text = text_bytes(values)
+    return bool(np.any((text | 0x20) == ord("x")))  # | 0x20 lowers X, changes no other byte to x
+
+
+def text_bytes(values: pa.Array) -> np.ndarray:
+    """The bytes of a ``string`` array's values, end to end, as a numpy view (no copy)."""
     data = values.buffers()[2]
     if data is None:
-        return False
+        return np.empty(0, dtype=np.uint8)
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
     start, end = offsets[values.offset], offsets[values.offset + len(values)]
-    text = np.frombuffer(data, dtype=np.uint8)[start:end]
-    return bool(np.any((text | 0x20) == ord("x")))  # | 0x20 lowers X, changes no other byte to x
+    return np.frombuffer(data, dtype=np.uint8)[start:end]
 
 
 def with_nulls(values: pa.Array, is_null: pa.Array) -> pa.Array:

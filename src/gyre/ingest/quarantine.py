@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gyre.core.errors import NotFoundError
+from gyre.ingest.parsing import text_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -81,7 +82,7 @@ def rows_as_json(table: pa.Table) -> pa.Array:
     control = pa.array(np.zeros(table.num_rows, dtype=bool))
     for index, name in enumerate(table.column_names):
         values = table.column(name).combine_chunks()
-        text = _text_bytes(values)
+        text = text_bytes(values) if values.type == pa.string() else None
         # Most columns hold neither control characters nor characters to escape: one look at
         # their bytes spares them the regular expression and the replacements.
         if text is None or np.any(text < 0x20):
@@ -102,18 +103,6 @@ def rows_as_json(table: pa.Table) -> pa.Array:
         dumped = pa.array([json.dumps(row, ensure_ascii=False) for row in rows], pa.string())
         texts = pc.replace_with_mask(texts, control, dumped)
     return texts
-
-
-def _text_bytes(values: pa.Array) -> np.ndarray | None:
-    """The bytes of a ``string`` array's values, or None for another type."""
-    if values.type != pa.string():
-        return None
-    data = values.buffers()[2]
-    if data is None:
-        return np.empty(0, dtype=np.uint8)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
-    start, end = offsets[values.offset], offsets[values.offset + len(values)]
-    return np.frombuffer(data, dtype=np.uint8)[start:end]
 
 
 def stamp(
