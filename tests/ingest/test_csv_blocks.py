@@ -21,6 +21,7 @@ from gyre.ingest.csv_blocks import (
     Declined,
     cut_blocks,
     open_blocks,
+    quote_positions,
     read_block,
 )
 
@@ -174,3 +175,16 @@ def test_block_sizes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GYRE_INGEST_BLOCK_BYTES", "32MB")
     with pytest.raises(ConfigError, match="GYRE_INGEST_BLOCK_BYTES='32MB' is not a number"):
         csv_blocks.configured_block_bytes()
+
+
+@given(st.binary(max_size=4000), st.integers(0, 3000))
+def test_quote_positions_one_by_one_or_all_at_once(noise: bytes, quotes: int) -> None:
+    # Few quotes are found one by one, many by numpy; both must give every position in order.
+    import numpy as np
+
+    data = bytearray(noise)
+    rng = np.random.default_rng(len(noise) + quotes)
+    for at in rng.integers(0, len(data) + 1, size=min(quotes, 2 * len(data) + 1)):
+        data.insert(int(at), ord('"'))
+    expected = np.flatnonzero(np.frombuffer(bytes(data), dtype=np.uint8) == ord('"'))
+    assert quote_positions(data).tolist() == expected.tolist()

@@ -219,3 +219,34 @@ def test_big_number_columns_agree_value_by_value(seed: int, bad: float, kind: st
     assert list(zip(typed, failed, strict=True)) == [
         (alone[v][0][0], alone[v][1][0]) for v in values
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.0, 0.001, 0.05]),
+    st.sampled_from(["int", "float", "bool", "date", "timestamp"]),
+    st.sampled_from([10, 5000]),
+)
+def test_expecting_unparsable_values_changes_nothing(
+    seed: int, bad: float, kind: str, size: int
+) -> None:
+    # A column that had bad values in an earlier block skips the plain cast: the same values
+    # and failures must come out, whether or not this block has any.
+    import random
+
+    rng = random.Random(seed)
+    pool = [*_NUMBER_POOL, *_CALENDAR_POOL, "yes", "T", " true", "maybe"]
+    plain = {
+        "int": lambda: str(rng.randrange(10**6)),
+        "float": lambda: f"{rng.randrange(10**4)}.{rng.randrange(100):02d}",
+        "bool": lambda: rng.choice(["true", "false", "1", "0"]),
+        "date": lambda: f"2011-{rng.randrange(1, 13):02d}-15",
+        "timestamp": lambda: f"2011-{rng.randrange(1, 13):02d}-15 10:07:09",
+    }[kind]
+    values = [rng.choice(pool) if rng.random() < bad else plain() for _ in range(size)]
+    column = pa.array(values, pa.string())
+    typed, failed = parse_column(column, kind)  # type: ignore[arg-type]
+    expecting = parse_column(column, kind, expect_unparsable=True)  # type: ignore[arg-type]
+    assert expecting[0].equals(typed)
+    assert expecting[1].equals(failed)

@@ -36,11 +36,13 @@ def check_batch_counting(
     *,
     found: Violations | None = None,
     null_unparsable: Collection[str] = (),
+    unparsable_seen: set[str] | None = None,
 ) -> tuple[BatchResult, Mapping[str, int]]:
     """:func:`check_batch`, plus the unreadable values stored as null, per column.
 
-    ``found`` and ``null_unparsable`` are passed to :func:`gyre.ingest.contract.check` (what
-    schema drift found in the rows already; columns whose unreadable values become null).
+    ``found``, ``null_unparsable`` and ``unparsable_seen`` are passed to
+    :func:`gyre.ingest.contract.check` (what schema drift found in the rows already; columns
+    whose unreadable values become null; columns that had such values in earlier batches).
     """
     from gyre.ingest.contract import check
 
@@ -51,7 +53,13 @@ def check_batch_counting(
         table = pa.table({c: pa.array([], pa.string()) for c in contract.column_names})
     check_header(table, contract, raw)
     result = check(
-        table, contract, raw.lines, file=name, found=found, null_unparsable=null_unparsable
+        table,
+        contract,
+        raw.lines,
+        file=name,
+        found=found,
+        null_unparsable=null_unparsable,
+        unparsable_seen=unparsable_seen,
     )
     quarantine = _with_malformed(result.quarantine, raw)
     n_malformed = raw.malformed.num_rows

@@ -102,6 +102,9 @@ class _Job:
     freshness: str | None
     pii_candidates: tuple[str, ...]
     profile: bool  # profile the rows (a first version in a local store)
+    # Columns with unparsable values in a block checked so far: the next blocks parse them
+    # expecting some (faster, same result; shared by the checking threads, under the GIL).
+    unparsable_seen: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -335,7 +338,9 @@ def _check_block(block: Block, job: _Job, recycle: Callable[[Block], None]) -> _
     raw = read_block(block, job.layout)
     recycle(block)  # its rows are Arrow's own now (read_block copies them out)
     try:
-        held = hold_to_contract(raw, job.contract, job.policy, 1.0, job.known)
+        held = hold_to_contract(
+            raw, job.contract, job.policy, 1.0, job.known, unparsable_seen=job.unparsable_seen
+        )
     except SchemaDriftError as exc:
         raise Declined(f"refused under freeze ({exc})") from None
     if held.evolved:

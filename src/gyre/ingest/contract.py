@@ -352,6 +352,7 @@ def check(
     now: dt.datetime | None = None,
     found: Violations | None = None,
     null_unparsable: Collection[str] = (),
+    unparsable_seen: set[str] | None = None,
 ) -> ContractResult:
     """Split ``table`` into accepted (typed) rows and quarantine records.
 
@@ -366,6 +367,10 @@ def check(
     quarantined with the rest. In ``null_unparsable`` columns a value that does not parse as the
     column's type becomes null (counted in ``nulled``) instead of breaking rule ``type``; null
     then faces the column's nullability like any other.
+
+    ``unparsable_seen`` carries, from one batch of a source to the next, the columns that had
+    values which did not parse (updated here): their next batch is parsed expecting some
+    (:func:`~gyre.ingest.parsing.parse_column`), which is faster and gives the same result.
     """
     n = table.num_rows
     check_row_count(contract, n, file)
@@ -383,7 +388,10 @@ def check(
         raw = as_text(table.column(spec.name))
         is_null = _null_mask(raw, contract.null_values)
         value = with_nulls(raw, is_null)
-        typed, failed = parse_column(value, spec.type)
+        seen = unparsable_seen is not None and spec.name in unparsable_seen
+        typed, failed = parse_column(value, spec.type, expect_unparsable=seen)
+        if unparsable_seen is not None and not seen and failed.true_count:
+            unparsable_seen.add(spec.name)
         if spec.name in null_unparsable:
             count = int(pc.sum(failed).as_py() or 0)
             if count:

@@ -186,11 +186,14 @@ def hold_to_contract(
     policy: SchemaDriftConfig,
     quarantine_limit: float,
     known: Known,
+    *,
+    unparsable_seen: set[str] | None = None,
 ) -> HeldBatch:
     """Hold ``raw`` to ``contract`` under ``policy``: columns first, then values.
 
     Raises :class:`SchemaDriftError` under ``freeze`` and :class:`QuarantineLimitError` past the
-    limit, before anything is stored.
+    limit, before anything is stored. ``unparsable_seen``: see
+    :func:`gyre.ingest.contract.check` (the blocks of one file share it).
     """
     from gyre.ingest.batch_check import check_batch_counting, enforce_limit
 
@@ -223,7 +226,12 @@ def hold_to_contract(
     nullable = [s.name for s in working.columns if s.nullable] if mode == "discard_value" else []
     first_limit = 1.0 if mode in ("freeze", "evolve") else quarantine_limit
     result, nulled = check_batch_counting(
-        checking, working, first_limit, found=found, null_unparsable=nullable
+        checking,
+        working,
+        first_limit,
+        found=found,
+        null_unparsable=nullable,
+        unparsable_seen=unparsable_seen,
     )
     failures = _type_failures(
         result.quarantine, {s.name: s for s in working.columns}, raw.positions
