@@ -7,9 +7,12 @@ Any table, cut into blocks anywhere and written as Parquet parts, must profile a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import math
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,9 +76,17 @@ def test_blocks_profile_like_the_whole_table(
         paths.append(str(path))
     whole = profile_table(table).model_dump()
     # text_extremes=False: text extremes from the parts' statistics. The last block also comes
-    # as rows not yet written, beside the others' parts (or alone).
-    for text_extremes, held in itertools.product((True, False), (False, True)):
-        partials = [partial_profile(b, text_extremes=text_extremes) for b in blocks]
+    # as rows not yet written, beside the others' parts (or alone). Text counted value by
+    # value in the blocks, in none, or in some (a block with more than one distinct value is
+    # too varied: its column is grouped from the parts, as is a column never counted).
+    for text_extremes, held, counting in itertools.product(
+        (True, False), (False, True), (None, 4096, 1)
+    ):
+        with _counted_at_most(counting or 4096):
+            varied = None if counting is None else set[str]()
+            partials = [
+                partial_profile(b, text_extremes=text_extremes, varied=varied) for b in blocks
+            ]
         if held:
             merged = finish_profile(partials, SCHEMA, paths[:-1], blocks[-1]).model_dump()
         else:
@@ -87,6 +98,51 @@ def test_blocks_profile_like_the_whole_table(
                     assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-9), key
                 else:
                     assert got[key] == value, (want["name"], key, got[key], value)
+
+
+@contextlib.contextmanager
+def _counted_at_most(minimum: int) -> Iterator[None]:
+    from gyre.datasets import profile_merge
+
+    before = profile_merge._COUNTED_MIN
+    profile_merge._COUNTED_MIN = minimum
+    try:
+        yield
+    finally:
+        profile_merge._COUNTED_MIN = before
+
+
+def test_text_counted_in_blocks_needs_no_duckdb(tmp_path: Path) -> None:
+    # Every block counted its text and booleans: distinct and top values come from the counts
+    # (the parts are never grouped again) and equal the whole table's.
+    from gyre.datasets import profile_merge
+
+    rng = random.Random(7)
+    table = pa.table(
+        {
+            "s": [rng.choice(["a", "b", "c", None, "é"]) for _ in range(3000)],
+            "b": [rng.choice([True, False, None]) for _ in range(3000)],
+        }
+    )
+    blocks = [table.slice(i, 1000) for i in range(0, 3000, 1000)]
+    varied: set[str] = set()
+    partials = [partial_profile(b, varied=varied) for b in blocks]
+    assert not varied and all(p.value_counts is not None for block in partials for p in block)
+    pq.write_table(table, tmp_path / "p.parquet")
+    grouped: list[str] = []
+    original = profile_merge._groups
+
+    def spy(connection: object, name: str) -> object:
+        grouped.append(name)
+        return original(connection, name)
+
+    profile_merge._groups = spy  # type: ignore[assignment]
+    try:
+        merged = finish_profile(partials, table.schema, [str(tmp_path / "p.parquet")])
+    finally:
+        profile_merge._groups = original
+    assert grouped == []
+    assert merged.model_dump() == profile_table(table).model_dump()
 
 
 def test_an_id_rising_through_every_block_is_counted_without_sorting(tmp_path: Path) -> None:

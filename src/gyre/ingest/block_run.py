@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from gyre.datasets.profile_merge import ColumnPartial
     from gyre.ingest.contract import Contract
     from gyre.ingest.drift import DriftEvent
-    from gyre.ingest.run import BatchReport
+    from gyre.ingest.run import BatchReport, WrittenQuarantine
     from gyre.ingest.schema_step import ContractVersions
     from gyre.ingest.sources import IncomingBatch
 
@@ -102,9 +102,12 @@ class _Job:
     freshness: str | None
     pii_candidates: tuple[str, ...]
     profile: bool  # profile the rows (a first version in a local store)
+    quarantine_base: DatasetVersion | None  # the version the file's quarantine records follow
     # Columns with unparsable values in a block checked so far: the next blocks parse them
     # expecting some (faster, same result; shared by the checking threads, under the GIL).
     unparsable_seen: set[str] = field(default_factory=set)
+    # Text columns too varied to count value by value for the profile (see partial_profile).
+    varied: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -143,6 +146,7 @@ class _Outcome:
     samples: dict[str, list[pa.Array]] = field(default_factory=dict)
     profile: DatasetProfile | None = None
     judged: pa.Table = field(default_factory=lambda: pa.table({}))  # the quarantine records
+    written: WrittenQuarantine | None = None  # ``judged`` written as the next quarantine version
 
 
 def ingest_large(
@@ -183,7 +187,7 @@ def _ingest_blocks(
     large: LargeFile,
     contract: Contract | None,
 ) -> BatchReport:
-    from gyre.ingest.run import check_pii_columns, latest_version, pii_secret
+    from gyre.ingest.run import check_pii_columns, latest_version, pii_secret, quarantine_base
     from gyre.ingest.schema_step import ContractVersions, effective_policy, table_events
 
     if contract is None:
@@ -217,6 +221,7 @@ def _ingest_blocks(
                 spec.name for spec in effective.columns if spec.type in ("string", "int")
             ),
             profile=base is None and ctx.artifacts.is_local,
+            quarantine_base=quarantine_base(ctx, name),
         )
 
         def judge(outcome: _Outcome) -> pa.Table:
@@ -244,6 +249,7 @@ def _check_and_write(
     last part is written."""
     from gyre.datasets.profile_merge import finish_profile
     from gyre.datasets.writer import PART_ROWS, PartWriter
+    from gyre.ingest.run import write_quarantine
 
     checking = ThreadPoolExecutor(WORKERS, thread_name_prefix="gyre-block")
     writing = ThreadPoolExecutor(1, thread_name_prefix="gyre-block-write")
@@ -275,17 +281,23 @@ def _check_and_write(
             while writes:
                 writes.popleft().result()
             outcome.judged = judge(outcome)  # a refused file goes no further
+            # The last part is encoded on one core. Meanwhile, on the threads checking used,
+            # PII is looked for in the blocks' samples and the profile is counted from the
+            # parts stored and the last part's rows in memory, then the quarantine records
+            # are written as the next quarantine version; the raw copy is synced and its hash
+            # finished.
             detecting = checking.submit(_detect_pii, outcome, job.contract)
-            # The last part is encoded on one core. Meanwhile PII is looked for in the blocks'
-            # samples, the profile is counted from the parts stored and the last part's rows
-            # in memory (on the threads checking used), and the raw copy is synced and its
-            # hash finished.
             profiling = None
             unwritten = writer.unwritten() if job.profile else None
             if unwritten is not None:
                 stored = [ctx.artifacts.path_of(part.id) for part in writer.parts]
                 profiling = checking.submit(
                     finish_profile, outcome.partials, outcome.schema, stored, unwritten
+                )
+            quarantining = None
+            if outcome.judged.num_rows:
+                quarantining = checking.submit(
+                    write_quarantine, ctx, job.quarantine_base, outcome.judged
                 )
             closing = writing.submit(writer.__exit__, None, None, None)
             outcome.raw_id = blob.finish()
@@ -294,6 +306,8 @@ def _check_and_write(
             if profiling is not None:
                 outcome.profile = profiling.result()
             outcome.pii = detecting.result()
+            if quarantining is not None:
+                outcome.written = quarantining.result()
             return outcome
     except BaseException:
         for pending in checks:
@@ -374,7 +388,10 @@ def _check_block(block: Block, job: _Job, recycle: Callable[[Block], None]) -> _
         keys=keys,
         newest=newest,
         samples=samples,
-        partial=partial_profile(accepted, text_extremes=False),
+        # Only a profiled file needs them: an append is profiled from the stored parts.
+        partial=partial_profile(accepted, text_extremes=False, varied=job.varied)
+        if job.profile
+        else [],
     )
 
 
@@ -544,7 +561,14 @@ def _commit(
         column_tags=pii_column_tags(config, outcome.pii, outcome.schema.names),
     )
     stored, quarantine_ref = commit_version(
-        ctx, run, name, config, staged, quarantine, state=large.state_after(raw_id), held=held
+        ctx,
+        run,
+        name,
+        config,
+        staged,
+        outcome.written or quarantine,
+        state=large.state_after(raw_id),
+        held=held,
     )
     run.metrics.update(
         rows_in=outcome.rows_in,

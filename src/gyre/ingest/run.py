@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from gyre.core.context import StageContext
     from gyre.core.runs import TrackedRun
     from gyre.datasets.catalog import DatasetVersion, StagedVersion
+    from gyre.datasets.manifest import DatasetManifest
+    from gyre.datasets.profile import DatasetProfile
     from gyre.ingest.contract import Contract
     from gyre.ingest.schema_step import HeldSchema
     from gyre.ingest.sources import IncomingBatch
@@ -335,35 +337,69 @@ def ingest_in_run(
     )
 
 
+@dataclass(frozen=True)
+class WrittenQuarantine:
+    """A batch's quarantine records written as the parts of the next quarantine version, and
+    that version's profile: what :func:`commit_version` registers (nothing is registered yet,
+    so it can be written beside other work)."""
+
+    base: DatasetVersion | None  # the quarantine version it follows
+    manifest: DatasetManifest
+    profile: DatasetProfile
+
+
+def quarantine_base(ctx: StageContext, name: str) -> DatasetVersion | None:
+    """The latest version of source ``name``'s quarantine dataset (read from the store: on the
+    thread that opened it)."""
+    return latest_version(ctx, name + QUARANTINE_SUFFIX)
+
+
+def write_quarantine(
+    ctx: StageContext, base: DatasetVersion | None, quarantine: pa.Table
+) -> WrittenQuarantine:
+    """Append ``quarantine`` to ``base`` (see :func:`quarantine_base`) in the store and profile
+    the result; safe on any thread."""
+    from gyre.datasets.catalog import profile_parts
+    from gyre.datasets.writer import append
+
+    manifest = append(ctx.artifacts, base.manifest if base else None, quarantine)
+    return WrittenQuarantine(base, manifest, profile_parts(ctx.artifacts, manifest))
+
+
 def commit_version(
     ctx: StageContext,
     run: TrackedRun,
     name: str,
     config: SourceConfig,
     staged: StagedVersion,
-    quarantine: pa.Table,
+    quarantine: pa.Table | WrittenQuarantine,
     *,
     state: Mapping[str, Any],
     held: HeldSchema,
 ) -> tuple[DatasetVersion, str | None]:
     """Register ``staged``, the quarantine records as the next quarantine version, the source's
     ``state`` and the schema step's versions and events, in one transaction. Returns the
-    registered version and the quarantine version's ref (None when nothing was refused)."""
+    registered version and the quarantine version's ref (None when nothing was refused).
+
+    ``quarantine`` is the records, or the records already written (:func:`write_quarantine`)."""
     from gyre.datasets.catalog import register_version, stage_version
-    from gyre.datasets.writer import append
 
     staged_quarantine = None
-    if quarantine.num_rows:
+    written = quarantine
+    if not isinstance(written, WrittenQuarantine) and written.num_rows:
+        written = write_quarantine(ctx, quarantine_base(ctx, name), written)
+    if isinstance(written, WrittenQuarantine):
         q_name = name + QUARANTINE_SUFFIX
-        q_base = latest_version(ctx, q_name)
+        q_base = written.base
         if q_base is not None:
             run.input(dataset_node(q_name, q_base.record.version), version=q_base.record.content_id)
         staged_quarantine = stage_version(
             ctx.artifacts,
             q_name,
-            append(ctx.artifacts, q_base.manifest if q_base else None, quarantine),
+            written.manifest,
             kind="quarantine",
             stats=staged.stats,
+            profile=written.profile,
         )
     registered: list[DatasetVersion] = []
 
