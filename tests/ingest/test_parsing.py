@@ -250,3 +250,27 @@ def test_expecting_unparsable_values_changes_nothing(
     expecting = parse_column(column, kind, expect_unparsable=True)  # type: ignore[arg-type]
     assert expecting[0].equals(typed)
     assert expecting[1].equals(failed)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.001, 0.05, 0.5]))
+def test_big_bool_columns_agree_value_by_value(seed: int, bad: float) -> None:
+    # The plain forms are cast in one go and only the rest screened (trimmed, lowered).
+    import random
+
+    rng = random.Random(seed)
+    odd = ["TRUE", "False", "yes", "N", " 1", "t ", "maybe", "", "2", "tRuE", "\uff10"]
+    values: list[str | None] = []
+    for _ in range(5000):
+        roll = rng.random()
+        if roll < bad:
+            values.append(rng.choice(odd))
+        elif roll < bad + 0.02:
+            values.append(None)
+        else:
+            values.append(rng.choice(["true", "false", "1", "0"]))
+    typed, failed = parse(values, "bool")
+    alone = {v: parse([v], "bool") for v in set(values)}
+    assert list(zip(typed, failed, strict=True)) == [
+        (alone[v][0][0], alone[v][1][0]) for v in values
+    ]

@@ -44,7 +44,9 @@ _OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 _FAST = ("int", "float", "date", "bool", "timestamp")
-_AROUND = ("int", "float", "date", "timestamp")
+_AROUND = ("int", "float", "date", "timestamp", "bool")
+# What Arrow's cast reads exactly as the slow path does (null matches null: not a suspect).
+_PLAIN_BOOLS = pa.array(["true", "false", "1", "0", None], pa.string())
 # Arrow casts "YYYY-MM-DD hh" (13 bytes) to a timestamp; the screen wants minutes too.
 _HOUR_ONLY_LENGTH = 13
 # Columns longer than this try the plain cast on their start first (see _fast_path).
@@ -143,17 +145,19 @@ def _around_suspects(values: pa.Array, column_type: ColumnType) -> pa.Array | No
     """A big column with a few bad values: the fast path for most, the slow for the rest.
 
     Values that look plain are cast in one go: digits (with a leading sign and one point for
-    floats), ``YYYY-MM-DD[ hh:mm[:ss]]`` with every field in range for dates and timestamps.
-    Only the others (``seven``, ``1e5``, `` 7``, ``2024-13-05``) are screened, so the
-    screens' regular expressions and any bisection run on a few values, not millions. The
-    split is a guess that Arrow checks: if the plain ones do not all cast, None, and the slow
-    path takes everything, as before.
+    floats), ``YYYY-MM-DD[ hh:mm[:ss]]`` with every field in range for dates and timestamps,
+    ``true``, ``false``, ``1`` and ``0`` for booleans. Only the others (``seven``, ``1e5``,
+    `` 7``, ``2024-13-05``, ``Yes``) are screened, so the screens' regular expressions and
+    any bisection run on a few values, not millions. The split is a guess that Arrow checks:
+    if the plain ones do not all cast, None, and the slow path takes everything, as before.
     """
     if column_type not in _AROUND or len(values) < _SUSPECT_MIN_VALUES:
         return None
     if column_type in ("date", "timestamp"):
         out_of_range, other_shape = _calendar_suspects(values, date_only=column_type == "date")
         suspect = pa.array(out_of_range | other_shape)
+    elif column_type == "bool":
+        suspect = pc.invert(pc.is_in(values, value_set=_PLAIN_BOOLS))
     else:
         text = values
         if column_type == "float":
