@@ -196,12 +196,21 @@ def _ingest_both(
     return _outcome(whole_ws), _outcome(block_ws), whole_report, block_report
 
 
+@pytest.mark.parametrize("kept_bytes", [None, 40_000])
 def test_a_messy_file_read_in_blocks_equals_the_file_read_whole(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     workspace_store_url: str | None,
     blocks_of: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    kept_bytes: int | None,
 ) -> None:
+    # kept_bytes: the profile keeps some of the blocks' number columns in memory and reads
+    # the rest back from the parts (by default it keeps them all).
+    if kept_bytes is not None:
+        from gyre.ingest import block_run
+
+        monkeypatch.setattr(block_run, "_KEPT_BYTES", kept_bytes)
     data = write_csv(tmp_path / "src.csv", messy_rows(3000, seed=7)).read_bytes()
     whole, blocks, whole_report, block_report = _ingest_both(
         request, tmp_path, workspace_store_url, "orders.csv", data, blocks_of

@@ -64,6 +64,11 @@ log = logging.getLogger("gyre.ingest")
 WORKERS = min(2, os.cpu_count() or 1)
 _IN_FLIGHT = WORKERS + 2  # blocks being checked at once: two wait while the others run
 _WRITES_QUEUED = 4  # checked blocks waiting for the writer before checking pauses
+# The profile counts the distinct values of number, date and timestamp columns from the
+# blocks' own arrays, kept up to this size (every such column of 5M bench rows: 400 MB), instead
+# of reading the stored parts back (0.4 s of CPU of a 1.5 s profile). A column past it is read
+# back as before.
+_KEPT_BYTES = 512 << 20
 
 
 @dataclass
@@ -147,6 +152,9 @@ class _Outcome:
     profile: DatasetProfile | None = None
     judged: pa.Table = field(default_factory=lambda: pa.table({}))  # the quarantine records
     written: WrittenQuarantine | None = None  # ``judged`` written as the next quarantine version
+    kept: dict[str, list[pa.Array]] = field(default_factory=dict)  # see _KEPT_BYTES
+    kept_bytes: int = 0
+    unkept: set[str] = field(default_factory=set)  # columns past _KEPT_BYTES
 
 
 def ingest_large(
@@ -265,7 +273,7 @@ def _check_and_write(
                 if writer is None:
                     outcome.schema = done.accepted.schema
                     writer = PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
-                _keep(outcome, done)
+                _keep(outcome, done, keep_columns=job.profile)
                 while len(writes) >= _WRITES_QUEUED:
                     writes.popleft().result()
                 writes.append(writing.submit(_write, writer, done.accepted))
@@ -292,7 +300,12 @@ def _check_and_write(
             if unwritten is not None:
                 stored = [ctx.artifacts.path_of(part.id) for part in writer.parts]
                 profiling = checking.submit(
-                    finish_profile, outcome.partials, outcome.schema, stored, unwritten
+                    finish_profile,
+                    outcome.partials,
+                    outcome.schema,
+                    stored,
+                    unwritten,
+                    outcome.kept,
                 )
             quarantining = None
             if outcome.judged.num_rows:
@@ -325,7 +338,7 @@ def _write(writer: Any, table: pa.Table) -> None:
         writer.add(batch)
 
 
-def _keep(outcome: _Outcome, done: _Checked) -> None:
+def _keep(outcome: _Outcome, done: _Checked, *, keep_columns: bool) -> None:
     if done.quarantine.num_rows:
         # A record's row counts from the start of the file, as when it is read whole.
         at = done.quarantine.schema.get_field_index("row")
@@ -341,6 +354,27 @@ def _keep(outcome: _Outcome, done: _Checked) -> None:
     outcome.partials.append(done.partial)
     for column, values in done.samples.items():
         outcome.samples.setdefault(column, []).append(values)
+    if keep_columns:
+        _keep_columns(outcome, done.accepted)
+
+
+def _keep_columns(outcome: _Outcome, accepted: pa.Table) -> None:
+    """Keep the arrays of the number, date and timestamp columns for the profile, while they
+    fit in :data:`_KEPT_BYTES`: references to what is written, not copies."""
+    from gyre.datasets.profile_merge import fixed_width
+
+    for column_field in accepted.schema:
+        name = column_field.name
+        if name in outcome.unkept or not fixed_width(column_field.type):
+            continue
+        column = accepted.column(name)
+        if outcome.kept_bytes + column.nbytes > _KEPT_BYTES:
+            outcome.unkept.add(name)
+            dropped = outcome.kept.pop(name, [])
+            outcome.kept_bytes -= sum(chunk.nbytes for chunk in dropped)
+            continue
+        outcome.kept.setdefault(name, []).extend(column.chunks)
+        outcome.kept_bytes += column.nbytes
 
 
 def _check_block(block: Block, job: _Job, recycle: Callable[[Block], None]) -> _Checked:
@@ -550,7 +584,7 @@ def _commit(
         profile = profile_table(outcome.schema.empty_table())
     elif profile is None and base is None and ctx.artifacts.is_local:
         paths = [ctx.artifacts.path_of(part.id) for part in parts]
-        profile = finish_profile(outcome.partials, outcome.schema, paths)
+        profile = finish_profile(outcome.partials, outcome.schema, paths, None, outcome.kept)
     staged = stage_version(
         ctx.artifacts,
         name,
