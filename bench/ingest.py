@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -99,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {}
     for tool in order:
         print(f"running {tool} ...", flush=True)
+        # Each run starts on a settled disk: the last run's unsynced output and the deletion
+        # of its folder (online discard on this machine's ext4) are flushed first, so neither
+        # is billed to the next tool (Gyre fsyncs its writes, which waited for them; the
+        # floor does not, which left its output to be written back during the next run).
+        os.sync()
         scratch = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=work))
         try:
             r = _run(tool, data, spec_path, scratch, args)

@@ -152,10 +152,21 @@ def _partial(
 def _value_counts(values: pa.ChunkedArray) -> pa.StructArray | None:
     """Each distinct non-null value of ``values`` and its count; None past
     :data:`_COUNTED_SHARE`."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    counted = pc.value_counts(values)  # null is counted as a value too: left out below
     present = len(values) - values.null_count
+    if pa.types.is_boolean(values.type):  # two values: a popcount, not a hash table
+        true = int(pc.sum(values).as_py() or 0)
+        pairs = [(v, n) for v, n in ((False, present - true), (True, true)) if n]
+        return pa.StructArray.from_arrays(
+            [
+                pa.array([v for v, _ in pairs], pa.bool_()),
+                pa.array([n for _, n in pairs], pa.int64()),
+            ],
+            names=["values", "counts"],
+        )
+    counted = pc.value_counts(values)  # null is counted as a value too: left out below
     if len(counted) > max(_COUNTED_MIN, int(present * _COUNTED_SHARE)):
         return None
     kept: pa.StructArray = counted.filter(counted.field("values").is_valid())
