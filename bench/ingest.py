@@ -18,7 +18,7 @@ One generated 20-column CSV with about 1% bad rows (bench/_ingest_data.py, cache
 How each peer is driven is in bench/_ingest_peers.py. The table shows wall seconds of the whole
 process (interpreter start and imports included, alike for all), rows in per second, peak
 resident memory, time as a multiple of the floor, and the rows each tool kept and refused. The
-floor and Gyre run ``--repeat`` times (default 3), taking turns, and show their median time; the
+floor and Gyre run ``--repeat`` times (default 5), taking turns, and show their median time; the
 target is judged on the median of the ratios of each Gyre run to the floor run just before it,
 since this shared machine's speed drifts by a third over minutes. The peers run once.
 Gyre's counts are checked: accepted + quarantined must equal the rows in the file, and the
@@ -154,7 +154,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=3,
+        default=5,
         help="runs of the floor and of gyre, taking turns; their medians are reported",
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per tool")
