@@ -151,3 +151,34 @@ def test_a_refused_stream_batch_is_acknowledged_and_the_stream_moves_on(
     finally:
         client.delete(key)
         client.close()
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_a_batch_run_completes_in_the_transaction_that_commits_it(
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    blocks: bool,
+) -> None:
+    # A kill right after the commit must not leave the run of a committed batch "running":
+    # the moment commit_version returns, the run is completed, with its final metrics.
+    from gyre.ingest import csv_blocks, run
+
+    if blocks:
+        monkeypatch.setattr(csv_blocks, "MIN_FILE_BYTES", 1)
+    seen: list[Any] = []
+    commit = run.commit_version
+
+    def committed(ctx: Any, tracked: Any, *args: Any, **kwargs: Any) -> Any:
+        result = commit(ctx, tracked, *args, **kwargs)
+        seen.append(ctx.store.runs.get(tracked.id))
+        return result
+
+    monkeypatch.setattr(run, "commit_version", committed)
+    ws = project(tmp_path, workspace_store_url, files_source(None))
+    (tmp_path / "in" / "1.csv").write_text(GOOD)
+    ws.ingest("readings")
+    (record,) = seen
+    assert record.status == "completed"
+    assert record.metrics["rows_in"] == 4 and record.metrics["accepted"] == 4
+    assert ("read_in_blocks" in record.metrics) is blocks

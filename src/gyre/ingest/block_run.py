@@ -594,6 +594,14 @@ def _commit(
         profile=profile,
         column_tags=pii_column_tags(config, outcome.pii, outcome.schema.names),
     )
+    run.metrics.update(
+        rows_in=outcome.rows_in,
+        accepted=outcome.accepted,
+        quarantined=outcome.quarantined,
+        deduplicated=0,
+        raw_content_id=raw_id,
+        read_in_blocks=True,
+    )
     stored, quarantine_ref = commit_version(
         ctx,
         run,
@@ -603,14 +611,6 @@ def _commit(
         outcome.written or quarantine,
         state=large.state_after(raw_id),
         held=held,
-    )
-    run.metrics.update(
-        rows_in=outcome.rows_in,
-        accepted=outcome.accepted,
-        quarantined=outcome.quarantined,
-        deduplicated=0,
-        raw_content_id=raw_id,
-        read_in_blocks=True,
     )
     return BatchReport(
         file=label,

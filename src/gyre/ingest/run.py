@@ -310,17 +310,17 @@ def ingest_in_run(
         table=accepted if base is None and base_table is None else None,
         column_tags=pii_column_tags(config, pii_tags, accepted.column_names),
     )
-    stored, quarantine_ref = commit_version(
-        ctx, run, name, config, staged, quarantine, state=batch.state, held=held
-    )
-    if batch.acknowledge is not None:  # committed: only now may a broker forget it
-        _acknowledge(batch)
     run.metrics.update(
         rows_in=batch.rows_in,
         accepted=accepted.num_rows,
         quarantined=refused,
         deduplicated=deduplicated,
     )
+    stored, quarantine_ref = commit_version(
+        ctx, run, name, config, staged, quarantine, state=batch.state, held=held
+    )
+    if batch.acknowledge is not None:  # committed: only now may a broker forget it
+        _acknowledge(batch)
     return BatchReport(
         file=batch.label,
         rows_in=batch.rows_in,
@@ -415,6 +415,9 @@ def commit_version(
             conn, name, config.type, config.model_dump(mode="json"), position
         )
         held.commit(ctx.store, conn, run_id=run.id, dataset_version=version)
+        # The run completes with its outputs (its metrics are final by now); the run's own
+        # end records it again with the same status.
+        ctx.store.runs.complete_in(conn, run.id, dict(run.metrics))
 
     stored = register_version(ctx.store, staged, run_id=run.id, also=commit_together)
     quarantine_ref = None

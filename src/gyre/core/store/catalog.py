@@ -277,6 +277,15 @@ class RunRepository:
             conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
         return self.get(run_id)
 
+    def complete_in(self, conn: Connection, run_id: str, metrics: dict[str, Any]) -> None:
+        """Mark the run completed inside the caller's transaction, the one that commits its
+        outputs: a crash right after that commit cannot leave the run looking unfinished."""
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(status="completed", metrics=metrics, ended_at=datetime.now(UTC))
+        )
+
     def log_metrics(self, run_id: str, metrics: dict[str, Any]) -> None:
         with self._store.transaction() as conn:
             current = conn.execute(select(runs.c.metrics).where(runs.c.id == run_id)).scalar_one()
