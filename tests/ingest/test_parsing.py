@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 from hypothesis import given, settings
@@ -152,21 +154,35 @@ def test_big_calendar_columns_agree_value_by_value(seed: int, bad: float, kind: 
     import random
 
     rng = random.Random(seed)
-    good = [f"20{rng.randrange(100):02d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"]
+    good = f"20{rng.randrange(100):02d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+
+    def plain() -> str:
+        day = good if rng.random() < 0.5 else f"2011-{rng.randrange(1, 13):02d}-15"
+        return day if kind == "date" else f"{day} {rng.randrange(24):02d}:07:09"
+
+    _assert_parses_as_alone(_mixed(rng, bad, _CALENDAR_POOL, plain), kind)
+
+
+def _mixed(rng: Any, bad: float, pool: list[str], plain: Callable[[], str]) -> list[str | None]:
+    """5,000 values: a ``bad`` share from ``pool``, 2% nulls, the rest ``plain()``."""
     values: list[str | None] = []
     for _ in range(5000):
         roll = rng.random()
         if roll < bad:
-            values.append(rng.choice(_CALENDAR_POOL))
+            values.append(rng.choice(pool))
         elif roll < bad + 0.02:
             values.append(None)
         else:
-            day = good[0] if rng.random() < 0.5 else f"2011-{rng.randrange(1, 13):02d}-15"
-            values.append(day if kind == "date" else f"{day} {rng.randrange(24):02d}:07:09")
+            values.append(plain())
+    return values
+
+
+def _assert_parses_as_alone(values: list[str | None], kind: str) -> None:
     typed, failed = parse(values, kind)
-    alone = [parse([v], kind) for v in set(values)]
-    expected = {v: (t[0], f[0]) for v, (t, f) in zip(set(values), alone, strict=True)}
-    assert list(zip(typed, failed, strict=True)) == [expected[v] for v in values]
+    alone = {v: parse([v], kind) for v in set(values)}
+    assert list(zip(typed, failed, strict=True)) == [
+        (alone[v][0][0], alone[v][1][0]) for v in values
+    ]
 
 
 _NUMBER_POOL = [
@@ -203,22 +219,13 @@ def test_big_number_columns_agree_value_by_value(seed: int, bad: float, kind: st
     import random
 
     rng = random.Random(seed)
-    values: list[str | None] = []
-    for _ in range(5000):
-        roll = rng.random()
-        if roll < bad:
-            values.append(rng.choice(_NUMBER_POOL))
-        elif roll < bad + 0.02:
-            values.append(None)
-        elif kind == "int":
-            values.append(str(rng.randrange(10**6)))
-        else:
-            values.append(f"{rng.randrange(10**4)}.{rng.randrange(100):02d}")
-    typed, failed = parse(values, kind)
-    alone = {v: parse([v], kind) for v in set(values)}
-    assert list(zip(typed, failed, strict=True)) == [
-        (alone[v][0][0], alone[v][1][0]) for v in values
-    ]
+
+    def plain() -> str:
+        if kind == "int":
+            return str(rng.randrange(10**6))
+        return f"{rng.randrange(10**4)}.{rng.randrange(100):02d}"
+
+    _assert_parses_as_alone(_mixed(rng, bad, _NUMBER_POOL, plain), kind)
 
 
 @settings(max_examples=40, deadline=None)
@@ -260,17 +267,5 @@ def test_big_bool_columns_agree_value_by_value(seed: int, bad: float) -> None:
 
     rng = random.Random(seed)
     odd = ["TRUE", "False", "yes", "N", " 1", "t ", "maybe", "", "2", "tRuE", "\uff10"]
-    values: list[str | None] = []
-    for _ in range(5000):
-        roll = rng.random()
-        if roll < bad:
-            values.append(rng.choice(odd))
-        elif roll < bad + 0.02:
-            values.append(None)
-        else:
-            values.append(rng.choice(["true", "false", "1", "0"]))
-    typed, failed = parse(values, "bool")
-    alone = {v: parse([v], "bool") for v in set(values)}
-    assert list(zip(typed, failed, strict=True)) == [
-        (alone[v][0][0], alone[v][1][0]) for v in values
-    ]
+    values = _mixed(rng, bad, odd, lambda: rng.choice(["true", "false", "1", "0"]))
+    _assert_parses_as_alone(values, "bool")

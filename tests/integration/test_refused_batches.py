@@ -162,19 +162,19 @@ def test_a_batch_run_completes_in_the_transaction_that_commits_it(
 ) -> None:
     # A kill right after the commit must not leave the run of a committed batch "running":
     # the moment commit_version returns, the run is completed, with its final metrics.
-    from gyre.ingest import csv_blocks, run
+    from gyre.ingest import commit, csv_blocks
 
     if blocks:
         monkeypatch.setattr(csv_blocks, "MIN_FILE_BYTES", 1)
     seen: list[Any] = []
-    commit = run.commit_version
+    original = commit.commit_version
 
     def committed(ctx: Any, tracked: Any, *args: Any, **kwargs: Any) -> Any:
-        result = commit(ctx, tracked, *args, **kwargs)
+        result = original(ctx, tracked, *args, **kwargs)
         seen.append(ctx.store.runs.get(tracked.id))
         return result
 
-    monkeypatch.setattr(run, "commit_version", committed)
+    monkeypatch.setattr(commit, "commit_version", committed)
     ws = project(tmp_path, workspace_store_url, files_source(None))
     (tmp_path / "in" / "1.csv").write_text(GOOD)
     ws.ingest("readings")

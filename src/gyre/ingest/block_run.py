@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from gyre.core.errors import BatchRefusedError
 from gyre.core.lineage import dataset_node
+from gyre.ingest.block_pii import block_sample, detect_in_samples
 from gyre.ingest.csv_blocks import (
     Block,
     BlockLayout,
@@ -53,9 +54,10 @@ if TYPE_CHECKING:
     from gyre.datasets.catalog import DatasetVersion
     from gyre.datasets.profile import DatasetProfile
     from gyre.datasets.profile_merge import ColumnPartial
+    from gyre.ingest.commit import WrittenQuarantine
     from gyre.ingest.contract import Contract
     from gyre.ingest.drift import DriftEvent
-    from gyre.ingest.run import BatchReport, WrittenQuarantine
+    from gyre.ingest.run import BatchReport
     from gyre.ingest.schema_step import ContractVersions
     from gyre.ingest.sources import IncomingBatch
 
@@ -195,7 +197,8 @@ def _ingest_blocks(
     large: LargeFile,
     contract: Contract | None,
 ) -> BatchReport:
-    from gyre.ingest.run import check_pii_columns, latest_version, pii_secret, quarantine_base
+    from gyre.ingest.commit import quarantine_base
+    from gyre.ingest.run import check_pii_columns, latest_version, pii_secret
     from gyre.ingest.schema_step import ContractVersions, effective_policy, table_events
 
     if contract is None:
@@ -257,7 +260,7 @@ def _check_and_write(
     last part is written."""
     from gyre.datasets.profile_merge import finish_profile
     from gyre.datasets.writer import PART_ROWS, PartWriter
-    from gyre.ingest.run import write_quarantine
+    from gyre.ingest.commit import write_quarantine
 
     checking = ThreadPoolExecutor(WORKERS, thread_name_prefix="gyre-block")
     writing = ThreadPoolExecutor(1, thread_name_prefix="gyre-block-write")
@@ -294,7 +297,7 @@ def _check_and_write(
             # parts stored and the last part's rows in memory, then the quarantine records
             # are written as the next quarantine version; the raw copy is synced and its hash
             # finished.
-            detecting = checking.submit(_detect_pii, outcome, job.contract)
+            detecting = checking.submit(detect_in_samples, outcome.samples, job.contract)
             profiling = None
             unwritten = writer.unwritten() if job.profile else None
             if unwritten is not None:
@@ -402,7 +405,7 @@ def _check_block(block: Block, job: _Job, recycle: Callable[[Block], None]) -> _
         accepted.select(list(names)).append_column("_line", result.accepted_lines)
         for names in job.keys
     ]
-    samples = {c: _pii_sample(accepted.column(c)) for c in job.pii_candidates}
+    samples = {c: block_sample(accepted.column(c)) for c in job.pii_candidates}
     accepted = _apply_pii(job, accepted)
     if job.stored_schema is not None:
         stored = job.stored_schema
@@ -494,38 +497,6 @@ def _judge(outcome: _Outcome, contract: Contract, config: SourceConfig, label: s
     return quarantine
 
 
-# Each block keeps one value in this many of each text or integer column (at least 64 values),
-# evenly spread: 19,500 per column for 5M rows, plenty for a 1,000-value detection sample.
-_PII_DENSITY = 256
-
-
-def _pii_sample(column: pa.ChunkedArray) -> pa.Array:
-    from gyre.ingest.pii import spread_sample
-
-    present = len(column) - column.null_count
-    return spread_sample(column, max(64, -(-present // _PII_DENSITY)))
-
-
-def _detect_pii(outcome: _Outcome, contract: Contract) -> dict[str, str]:
-    """PII found over the whole file: detection's sample is drawn from every block's sample
-    (values before the policy), so a column whose e-mails start after the first block is still
-    found, as when the file is read whole. The rows sampled differ from a whole read's, so a
-    column right at the threshold (80% of values) may be judged either way."""
-    from gyre.ingest.pii import detect_pii
-
-    tags: dict[str, str] = {}
-    for spec in contract.columns:
-        samples = outcome.samples.get(spec.name)
-        if not samples:
-            continue
-        values = pa.chunked_array(samples, type=pa.string())
-        if spec.type == "int":  # judged as integers, as a whole read judges the column
-            values = values.cast(pa.int64())
-        for finding in detect_pii(pa.table({spec.name: values})):
-            tags[finding.column] = finding.kind
-    return tags
-
-
 def _commit(
     ctx: StageContext,
     run: TrackedRun,
@@ -544,9 +515,10 @@ def _commit(
     from gyre.datasets.manifest import DatasetManifest, save_manifest
     from gyre.datasets.profile import profile_table
     from gyre.datasets.profile_merge import finish_profile
+    from gyre.ingest.commit import commit_version
     from gyre.ingest.csv_batch import BatchResult
     from gyre.ingest.drift_merge import merge_block_events
-    from gyre.ingest.run import BatchReport, commit_version, pii_column_tags
+    from gyre.ingest.run import BatchReport, pii_column_tags
 
     label = large.label
     raw_id = outcome.raw_id

@@ -271,10 +271,7 @@ def quote_positions(data: bytes | bytearray) -> np.ndarray:
     at = find(_QUOTE)
     while at >= 0:
         if len(found) == limit:
-            buf = np.frombuffer(data, dtype=np.uint8)
-            is_quote = _scratch(len(buf))
-            np.equal(buf, _QUOTE[0], out=is_quote)
-            return np.flatnonzero(is_quote)
+            return np.flatnonzero(_byte_mask(data, _QUOTE[0]))
         found.append(at)
         at = find(_QUOTE, at + 1)
     return np.array(found, dtype=np.intp)
@@ -344,10 +341,15 @@ def count_byte(data: bytes | bytearray, byte: int) -> int:
     """How often ``byte`` occurs in ``data``, counted by numpy, which lets go of the interpreter
     lock meanwhile (``bytes.count`` holds it, about 10 ms for a 32 MB block, while every other
     thread waits)."""
+    return int(np.count_nonzero(_byte_mask(data, byte)))
+
+
+def _byte_mask(data: bytes | bytearray, byte: int) -> np.ndarray:
+    """Where ``data`` holds ``byte``, in this thread's reused scratch array."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    found = _scratch(len(buf))
-    np.equal(buf, byte, out=found)
-    return int(np.count_nonzero(found))
+    mask = _scratch(len(buf))
+    np.equal(buf, byte, out=mask)
+    return mask
 
 
 _local = threading.local()
