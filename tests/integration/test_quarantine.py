@@ -8,6 +8,8 @@ from typer.testing import CliRunner
 
 from gyre.cli.main import app
 from gyre.core.errors import UsageError
+from gyre.datasets.catalog import profile_parts
+from gyre.workspace import Workspace
 
 from .conftest import ProjectFactory
 
@@ -25,6 +27,7 @@ def test_refused_rows_are_listed_shown_and_replayed_after_a_fix(
     assert [r["file"] for r in shown] == ["data/incoming/2011-03.csv"] * 3
     raw = json.loads(shown[0]["raw"])
     assert raw["hum"] == "0" and raw["dteday"] == "2011-03-10"  # the row exactly as read
+    _profiled_like_its_parts(ws, "rentals.quarantine", rows=22)
     before = ws.dataset("rentals").record
 
     # Nothing changed yet: replay finds every row still refused and moves nothing.
@@ -40,6 +43,7 @@ def test_refused_rows_are_listed_shown_and_replayed_after_a_fix(
     after = ws.dataset("rentals").record
     assert after.row_count == before.row_count + 22
     assert ws.read_dataset("rentals.quarantine").num_rows == 0
+    _profiled_like_its_parts(ws, "rentals.quarantine", rows=0)
     assert ws.quarantine()[0].rows == 0
     hum = ws.read_dataset("rentals").column("hum").to_pylist()
     assert hum.count(0.0) == 22
@@ -47,6 +51,15 @@ def test_refused_rows_are_listed_shown_and_replayed_after_a_fix(
     edges = ws.run(report.run_id)[1]
     assert "dataset:rentals.quarantine@1" in edges["input"]
     assert f"dataset:{after.dataset}@{after.version}" in edges["output"]
+
+
+def _profiled_like_its_parts(ws: Workspace, name: str, *, rows: int) -> None:
+    """A quarantine version's profile (a first one is made from the records in memory) is
+    the profile of what was stored."""
+    version = ws.dataset(name)
+    stored = profile_parts(ws.artifacts, version.manifest).model_dump(mode="json")
+    assert version.record.profile == stored
+    assert stored["row_count"] == rows
 
 
 def test_quarantine_commands(new_project: ProjectFactory) -> None:

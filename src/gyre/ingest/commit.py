@@ -51,12 +51,15 @@ def write_quarantine(
     ctx: StageContext, base: DatasetVersion | None, quarantine: pa.Table
 ) -> WrittenQuarantine:
     """Append ``quarantine`` to ``base`` (see :func:`quarantine_base`) in the store and profile
-    the result; safe on any thread."""
+    the result; safe on any thread. A first version holds just these records: it is profiled
+    from them, without reading its parts back."""
     from gyre.datasets.catalog import profile_parts
+    from gyre.datasets.profile import profile_table
     from gyre.datasets.writer import append
 
     manifest = append(ctx.artifacts, base.manifest if base else None, quarantine)
-    return WrittenQuarantine(base, manifest, profile_parts(ctx.artifacts, manifest))
+    profile = profile_table(quarantine) if base is None else profile_parts(ctx.artifacts, manifest)
+    return WrittenQuarantine(base, manifest, profile)
 
 
 def commit_version(
