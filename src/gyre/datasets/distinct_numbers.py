@@ -69,7 +69,7 @@ def count_distinct_numbers(column: pa.ChunkedArray) -> int:
     return _count_sorted(pieces)
 
 
-def pooled(count: int, dtype: np.dtype[Any]) -> np.ndarray:
+def _pooled(count: int, dtype: np.dtype[Any]) -> np.ndarray:
     """An uninitialised numpy array of ``count`` values in memory from Arrow's pool (numpy's own
     arrays of tens of MB come from the kernel as fresh pages each time, which cost more to
     fault in than the counting; the pool hands back memory freed before)."""
@@ -98,7 +98,7 @@ def _count_marked(
     """Distinct values, each piece marked at ``index(piece)`` (from 0 to ``high - low``)."""
     import numpy as np
 
-    seen = pooled(high - low + 1, np.dtype(bool))
+    seen = _pooled(high - low + 1, np.dtype(bool))
     seen.fill(False)
     for piece in pieces:
         seen[index(piece).astype(np.intp, copy=False)] = True
@@ -109,7 +109,7 @@ def _count_sorted(pieces: list[np.ndarray]) -> int:
     """Distinct values by sorting one copy of them all, in memory from Arrow's pool."""
     import numpy as np
 
-    numbers = pooled(sum(len(p) for p in pieces), pieces[0].dtype)
+    numbers = _pooled(sum(len(p) for p in pieces), pieces[0].dtype)
     at = 0
     for piece in pieces:
         numbers[at : at + len(piece)] = piece
@@ -132,15 +132,20 @@ def _decimal_scale(pieces: list[np.ndarray]) -> float | None:
     Distinct floats then stay distinct: two that scaled to the same whole number would both
     equal that number divided back. -0.0 and 0.0 both become 0; NaN and infinities never pass.
     """
-    import numpy as np
 
-    total = sum(len(p) for p in pieces)
-    stride = max(1, total // _SAMPLE)
-    sample = np.concatenate([p[::stride] for p in pieces])
+    sample = _sample(pieces)
     scale = next((10.0**k for k in range(_MAX_DECIMALS + 1) if _is_whole_at(sample, 10.0**k)), None)
     if scale is None or not all(_is_whole_at(p, scale) for p in pieces):
         return None  # the sample agreed, the whole column does not
     return scale
+
+
+def _sample(pieces: list[np.ndarray]) -> np.ndarray:
+    """About :data:`_SAMPLE` values spread evenly over all the pieces."""
+    import numpy as np
+
+    stride = max(1, sum(len(p) for p in pieces) // _SAMPLE)
+    return np.concatenate([p[::stride] for p in pieces])
 
 
 def _is_whole_at(values: np.ndarray, scale: float) -> bool:
@@ -171,8 +176,7 @@ def _common_step(pieces: list[np.ndarray], low: int, high: int) -> int | None:
     if span > np.iinfo(pieces[0].dtype).max:  # the distances would overflow the type
         return None
     first = pieces[0].dtype.type(low)
-    stride = max(1, sum(len(p) for p in pieces) // _SAMPLE)
-    sample = np.concatenate([p[::stride] for p in pieces]) - first
+    sample = _sample(pieces) - first
     for k in range(18, 0, -1):
         step = 10**k
         if step > span or span // step >= BITMAP_SPAN or np.any(sample % step):
