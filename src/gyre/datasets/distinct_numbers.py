@@ -48,24 +48,28 @@ def count_distinct_numbers(column: pa.ChunkedArray) -> int:
     if not pieces:
         return 0
     if pieces[0].dtype.kind == "f":
-        scale = _decimal_scale(pieces)
-        if scale is not None:
-            low, high = _scaled_range(pieces, scale)
-            if high - low < BITMAP_SPAN:
-                return _count_marked(pieces, low, high, lambda p: np.rint(p * scale) - low)
-        return _count_sorted(pieces)
+        counted = _count_scaled(pieces)
+        return _count_sorted(pieces) if counted is None else counted
     low = min(int(p.min()) for p in pieces)
     high = max(int(p.max()) for p in pieces)
     if high - low < BITMAP_SPAN:
         kind = pieces[0].dtype
         if high - low <= np.iinfo(kind).max:
             start = kind.type(low)
-            return _count_marked(pieces, low, high, lambda p: p - start)
+            return _count_marked(pieces, high - low, lambda p, out: np.subtract(p, start, out=out))
         # A narrow type whose range overflows it (int8 from -128 to 127).
-        return _count_marked(pieces, low, high, lambda p: p.astype(np.int64) - low)
+        return _count_marked(
+            pieces, high - low, lambda p, out: np.subtract(p.astype(np.int64), low, out=out)
+        )
     step = _common_step(pieces, low, high)
     if step is not None:
-        return _count_marked(pieces, 0, (high - low) // step, lambda p: (p - low) // step)
+        first = pieces[0].dtype.type(low)
+
+        def index(piece: np.ndarray, out: np.ndarray) -> None:
+            np.subtract(piece, first, out=out)
+            np.floor_divide(out, step, out=out)
+
+        return _count_marked(pieces, (high - low) // step, index)
     return _count_sorted(pieces)
 
 
@@ -93,16 +97,60 @@ def _pieces(column: pa.ChunkedArray, storage: pa.DataType) -> list[np.ndarray]:
 
 
 def _count_marked(
-    pieces: list[np.ndarray], low: int, high: int, index: Callable[[np.ndarray], np.ndarray]
+    pieces: list[np.ndarray], span: int, index: Callable[[np.ndarray, np.ndarray], object]
 ) -> int:
-    """Distinct values, each piece marked at ``index(piece)`` (from 0 to ``high - low``)."""
+    """Distinct values, each piece marked where ``index(piece, out)`` puts it (from 0 to
+    ``span``, written into ``out``). Every piece goes through the same scratch array: numpy's
+    temporaries of a few MB each came from the kernel as fresh pages again and again."""
     import numpy as np
 
-    seen = _pooled(high - low + 1, np.dtype(bool))
+    seen = _pooled(span + 1, np.dtype(bool))
     seen.fill(False)
+    scratch = _pooled(max(len(p) for p in pieces), np.dtype(np.intp))
     for piece in pieces:
-        seen[index(piece).astype(np.intp, copy=False)] = True
+        at = scratch[: len(piece)]
+        index(piece, at)
+        seen[at] = True
     return int(np.count_nonzero(seen))
+
+
+def _count_scaled(pieces: list[np.ndarray]) -> int | None:
+    """Distinct floats read from decimals (see :func:`_decimal_scale`), marked as whole numbers;
+    None where they are not all such floats or span too much (the caller sorts them)."""
+    import numpy as np
+
+    scale = _decimal_scale(_sample(pieces))
+    if scale is None:
+        return None
+    low = min(float(p.min()) for p in pieces)  # NaN and infinities stop here
+    high = max(float(p.max()) for p in pieces)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    first, last = float(np.rint(low * scale)), float(np.rint(high * scale))
+    if max(abs(first), abs(last)) >= _EXACT or last - first >= BITMAP_SPAN:
+        return None  # past 2**53 the scaled values are not exact integers; or too wide
+    kind = pieces[0].dtype
+    scaled = _pooled(max(len(p) for p in pieces), kind)
+    back = _pooled(len(scaled), kind)
+
+    def index(piece: np.ndarray, out: np.ndarray) -> None:
+        times, again = scaled[: len(piece)], back[: len(piece)]
+        np.multiply(piece, scale, out=times)
+        np.rint(times, out=times)
+        # Every piece is checked, not only the sample the scale was chosen on.
+        if not np.array_equal(np.divide(times, scale, out=again), piece):
+            raise _NotWhole
+        np.subtract(times, first, out=times)
+        out[:] = times
+
+    try:
+        return _count_marked(pieces, int(last - first), index)
+    except _NotWhole:
+        return None
+
+
+class _NotWhole(Exception):
+    """A piece has a float the scale does not make whole and divide back into."""
 
 
 def _count_sorted(pieces: list[np.ndarray]) -> int:
@@ -125,19 +173,15 @@ def _count_sorted(pieces: list[np.ndarray]) -> int:
     return int(np.count_nonzero(numbers[1:] != numbers[:-1])) + 1
 
 
-def _decimal_scale(pieces: list[np.ndarray]) -> float | None:
-    """The smallest power of ten (up to 10**9) that makes every float whole, such that each
-    whole number divides back into exactly the float it came from; None where none does.
+def _decimal_scale(sample: np.ndarray) -> float | None:
+    """The smallest power of ten (up to 10**9) that makes every float of ``sample`` whole, such
+    that each whole number divides back into exactly the float it came from; None where none
+    does.
 
     Distinct floats then stay distinct: two that scaled to the same whole number would both
     equal that number divided back. -0.0 and 0.0 both become 0; NaN and infinities never pass.
     """
-
-    sample = _sample(pieces)
-    scale = next((10.0**k for k in range(_MAX_DECIMALS + 1) if _is_whole_at(sample, 10.0**k)), None)
-    if scale is None or not all(_is_whole_at(p, scale) for p in pieces):
-        return None  # the sample agreed, the whole column does not
-    return scale
+    return next((10.0**k for k in range(_MAX_DECIMALS + 1) if _is_whole_at(sample, 10.0**k)), None)
 
 
 def _sample(pieces: list[np.ndarray]) -> np.ndarray:
@@ -156,14 +200,6 @@ def _is_whole_at(values: np.ndarray, scale: float) -> bool:
         scaled = np.rint(values * scale)
         # Below 2**53 every whole float is an exact integer, and int64 holds it.
         return bool(np.all(np.abs(scaled) < _EXACT) and np.array_equal(scaled / scale, values))
-
-
-def _scaled_range(pieces: list[np.ndarray], scale: float) -> tuple[int, int]:
-    import numpy as np
-
-    low = min(float(p.min()) for p in pieces)
-    high = max(float(p.max()) for p in pieces)
-    return int(np.rint(low * scale)), int(np.rint(high * scale))
 
 
 def _common_step(pieces: list[np.ndarray], low: int, high: int) -> int | None:
