@@ -238,6 +238,18 @@ def _assert_flags_as_arrow_refuses(values: list[str | None]) -> None:
         assert flagged == refused, value
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=40), st.lists(st.integers(0, 39), max_size=12))
+def test_eight_bytes_reads_each_position_zero_past_the_end(data: bytes, where: list[int]) -> None:
+    import numpy as np
+
+    from gyre.ingest.parsing import _eight_bytes
+
+    at = np.array([w for w in where if w < len(data)], dtype=np.int64)
+    rows = _eight_bytes(np.frombuffer(data, dtype=np.uint8), at)
+    assert [bytes(row) for row in rows] == [data[w : w + 8].ljust(8, b"\0") for w in at]
+
+
 def _mixed(rng: Any, bad: float, pool: list[str], plain: Callable[[], str]) -> list[str | None]:
     """5,000 values: a ``bad`` share from ``pool``, 2% nulls, the rest ``plain()``."""
     values: list[str | None] = []

@@ -333,15 +333,26 @@ def _calendar_suspects(
 def _eight_bytes(data: np.ndarray, at: np.ndarray) -> np.ndarray:
     """The eight bytes of ``data`` from each position ``at`` (zero past the end), one row each:
     one gather for four two-digit fields instead of two gathers per field."""
+
+    def words(source: np.ndarray, where: np.ndarray) -> np.ndarray:
+        # Position i of this view is the eight bytes from source[i] (unaligned, no copy).
+        view = np.ndarray((len(source) - 7,), dtype="<u8", buffer=source, strides=(1,))
+        gathered: np.ndarray = view[where]
+        return gathered
+
     whole = len(data) - 7  # positions with eight bytes to read
-    source = data
-    if whole <= 0 or (len(at) and at.max() >= whole):
-        source = np.zeros(len(data) + 8, dtype=np.uint8)
-        source[: len(data)] = data
-        whole = len(data) + 1
-    # Every position i of this view is the eight bytes from source[i] (unaligned, no copy).
-    view = np.ndarray((whole,), dtype="<u8", buffer=source, strides=(1,))
-    rows: np.ndarray = view[at].view(np.uint8).reshape(len(at), 8)
+    if whole > 0 and (len(at) == 0 or at.max() < whole):
+        found = words(data, at)
+    else:  # the last values: read from a zero-padded copy of the last bytes only
+        found = np.empty(len(at), dtype="<u8")
+        near = at >= whole
+        if whole > 0:
+            found[~near] = words(data, at[~near])
+        first = max(0, len(data) - 16)
+        tail = np.zeros(24, dtype=np.uint8)
+        tail[: len(data) - first] = data[first:]
+        found[near] = words(tail, at[near] - first)
+    rows: np.ndarray = found.view(np.uint8).reshape(len(at), 8)
     return rows
 
 
