@@ -64,12 +64,19 @@ def count_distinct_numbers(column: pa.ChunkedArray) -> int:
     step = _common_step(pieces, low, high)
     if step is not None:
         first = pieces[0].dtype.type(low)
+        left = _pooled(max(len(p) for p in pieces), np.dtype(np.intp))
 
         def index(piece: np.ndarray, out: np.ndarray) -> None:
             np.subtract(piece, first, out=out)
-            np.floor_divide(out, step, out=out)
+            np.divmod(out, step, out=(out, left[: len(piece)]))
+            # Every piece is checked, not only the sample the step was chosen on.
+            if left[: len(piece)].any():
+                raise _NotWhole
 
-        return _count_marked(pieces, (high - low) // step, index)
+        try:
+            return _count_marked(pieces, (high - low) // step, index)
+        except _NotWhole:
+            pass  # the sample agreed, the whole column does not
     return _count_sorted(pieces)
 
 
@@ -150,7 +157,7 @@ def _count_scaled(pieces: list[np.ndarray]) -> int | None:
 
 
 class _NotWhole(Exception):
-    """A piece has a float the scale does not make whole and divide back into."""
+    """A piece has a value the scale or step chosen on the sample does not make whole."""
 
 
 def _count_sorted(pieces: list[np.ndarray]) -> int:
@@ -203,21 +210,18 @@ def _is_whole_at(values: np.ndarray, scale: float) -> bool:
 
 
 def _common_step(pieces: list[np.ndarray], low: int, high: int) -> int | None:
-    """The largest power of ten that every value's distance from ``low`` is a multiple of, where
-    it brings the span (``high - low``) under :data:`BITMAP_SPAN` (timestamps in whole seconds,
-    or minutes, held in microseconds); None where none does."""
+    """The largest power of ten that every sampled value's distance from ``low`` is a multiple
+    of, where it brings the span (``high - low``) under :data:`BITMAP_SPAN` (timestamps in whole
+    seconds, or minutes, held in microseconds); None where none does. The marking checks every
+    value."""
     import numpy as np
 
     span = high - low
     if span > np.iinfo(pieces[0].dtype).max:  # the distances would overflow the type
         return None
-    first = pieces[0].dtype.type(low)
-    sample = _sample(pieces) - first
+    sample = _sample(pieces) - pieces[0].dtype.type(low)
     for k in range(18, 0, -1):
         step = 10**k
-        if step > span or span // step >= BITMAP_SPAN or np.any(sample % step):
-            continue
-        if any(np.any((p - first) % step) for p in pieces):
-            return None  # the sample agreed, the whole column does not
-        return int(step)
+        if step <= span and span // step < BITMAP_SPAN and not np.any(sample % step):
+            return int(step)
     return None
