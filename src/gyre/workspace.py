@@ -268,16 +268,28 @@ class Workspace:
         contract: str | Path | None = None,
         quarantine_limit: float = 0.05,
     ) -> IngestReport:
-        """Ingest a file, glob or URL into dataset ``name`` (no source declaration needed)."""
-        from gyre.ingest.run import ingest_path
+        """Ingest a file, glob or URL into dataset ``name`` (no source declaration needed).
 
-        return ingest_path(
-            self.context,
-            location,
-            name=name,
-            contract=Path(contract) if contract else None,
-            quarantine_limit=quarantine_limit,
-        )
+        A big CSV file's raw copy starts first, on a thread of its own, while the project and
+        the ingest code are opened on this one (see :func:`gyre.ingest.large_files.copy_ahead`).
+        """
+        from gyre.ingest.large_files import copy_ahead
+
+        copy = copy_ahead(location, self.artifacts)
+        try:
+            from gyre.ingest.run import ingest_path
+
+            return ingest_path(
+                self.context,
+                location,
+                name=name,
+                contract=Path(contract) if contract else None,
+                quarantine_limit=quarantine_limit,
+                copy=copy,
+            )
+        finally:
+            if copy is not None:
+                copy.close()
 
     def infer_contract(self, target: str, *, sample_rows: int | None = None) -> str:
         """A contract (YAML text) inferred from a file, or from a file source's first file."""

@@ -168,6 +168,37 @@ def test_row_groups_fall_on_fixed_row_counts(
     assert write_batches(store, table.schema, batches) == manifest
 
 
+def test_a_long_last_part_is_stored_as_two_halves_whatever_the_batching(
+    store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rows after the last whole part are split in two from SPLIT_LAST_PART_ROWS on (written
+    # at once), by the row count alone: the same parts from one table or from any batches.
+    from gyre.datasets import writer
+
+    monkeypatch.setattr(writer, "SPLIT_LAST_PART_ROWS", 8)
+    n = 57
+    table = pa.table({"x": pa.array(range(n), pa.int64()), "s": [f"v{i % 5}" for i in range(n)]})
+    manifest = write_table(store, table, part_rows=20)
+    assert [p.rows for p in manifest.parts] == [20, 20, 8, 9]
+    assert read_table(store, manifest).equals(table)
+    for size in (1, 3, 20, 57):
+        batches = write_batches(
+            store, table.schema, table.to_batches(max_chunksize=size), part_rows=20
+        )
+        assert batches.parts == manifest.parts
+    # Fewer rows than the threshold after the last whole part: one last part, as before.
+    assert [p.rows for p in write_table(store, table.slice(0, 47), part_rows=20).parts] == [
+        20,
+        20,
+        7,
+    ]
+    # A part written in several row groups already is closed as it is, not split.
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 10)
+    grouped = write_table(store, table, part_rows=40)
+    assert [p.rows for p in grouped.parts] == [40, 17]
+    assert read_table(store, grouped).equals(table)
+
+
 def test_same_data_gives_the_same_id_in_another_process(
     store: ArtifactStore, tmp_path: Path
 ) -> None:

@@ -3,21 +3,23 @@ line numbers: properties over generated CSV, and the cases that must decline."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gyre.core.artifacts import ArtifactStore
+from gyre.core.artifacts import ArtifactStore, content_id
 from gyre.core.errors import ConfigError
-from gyre.ingest import csv_blocks
+from gyre.core.raw_copy import RawCopy
+from gyre.ingest import csv_blocks, large_files
 from gyre.ingest.csv_batch import read_csv_bytes
 from gyre.ingest.csv_blocks import (
-    CopiedFile,
     Declined,
     cut_blocks,
     open_blocks,
@@ -84,27 +86,39 @@ def test_blocks_are_whole_records_that_add_up_to_the_file(
 
 
 @settings(max_examples=40, deadline=None)
-@given(rows=_rows, size=st.integers(8, 200), kernel=st.booleans())
-def test_a_copied_file_is_stored_whole_and_cut_like_any_reader(
-    rows: list[list[str]], size: int, kernel: bool
+@given(
+    rows=_rows,
+    size=st.integers(8, 200),
+    kernel=st.booleans(),
+    chunk=st.integers(1, 400),
+    lead=st.integers(1, 600),
+)
+def test_a_raw_copy_is_stored_whole_and_cut_like_any_reader(
+    rows: list[list[str]], size: int, kernel: bool, chunk: int, lead: int
 ) -> None:
     data = _csv(rows, "\r\n")
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.csv"
         source.write_bytes(data)
         store = ArtifactStore.from_url(f"file://{tmp}/objects")
-        with store.writer() as blob, source.open("rb", buffering=0) as fh:
-            blob._copy_in_kernel = kernel  # both ways of copying: the kernel's and Python's
-            source = CopiedFile(fh.fileno(), blob)
+        # Both ways of copying: the kernel's, and Python's where the kernel refuses.
+        refuse = None if kernel else mock.patch("os.copy_file_range", side_effect=OSError)
+        with (
+            refuse or contextlib.nullcontext(),
+            RawCopy(str(source), store, chunk=chunk, lead=lead) as copy,
+        ):
+            assert copy.head(5) == data[:5]
             copied = []
             try:
-                for block in cut_blocks(source, block_bytes=size):
+                for block in cut_blocks(copy, block_bytes=size):
                     copied.append((bytes(block.data), block.first_line, block.line_breaks))
-                    source.recycle(block)  # the next block is read into this one's buffer
+                    copy.recycle(block.data)  # the next block is read into this buffer
             except Declined:
                 return
-            cid = blob.finish()
-        assert store.get_bytes(cid) == data  # every byte stored once, in order
+            cid = copy.finish()
+        assert cid == content_id(data)  # hashed as stored: every byte once, in order
+        assert store.get_bytes(cid) == data
+        assert list(Path(tmp, "objects", "incoming").iterdir()) == []
     read = _blocks(data, block_bytes=size)
     assert copied == [(bytes(b.data), b.first_line, b.line_breaks) for b in read]
 
@@ -138,7 +152,7 @@ def test_text_blocks_would_misread_is_declined(data: bytes, why: str) -> None:
 
 
 def test_a_read_block_owns_its_rows_so_its_buffer_can_take_the_next_block() -> None:
-    # The raw copy reads each block into the buffer of one already read (CopiedFile.recycle):
+    # The raw copy reads each block into the buffer of one already read (RawCopy.recycle):
     # a batch that still pointed into that buffer would silently change under it.
     data = b'id,name,note\n1,ann,"a, b"\n2,bo,x\n3,cy,"line\nbreak"\n4,di,\n'
     (block,) = _blocks(data)
@@ -167,14 +181,14 @@ def test_a_quote_inside_a_field_or_latin_1_declines_at_read() -> None:
 
 
 def test_block_sizes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert csv_blocks.configured_block_bytes() == csv_blocks.BLOCK_BYTES
+    assert large_files.configured_block_bytes() == large_files.BLOCK_BYTES
     monkeypatch.setenv("GYRE_INGEST_BLOCK_BYTES", "65536")
     monkeypatch.setenv("GYRE_INGEST_BLOCKS_FROM_BYTES", "1")
-    assert csv_blocks.configured_block_bytes() == 65536
-    assert csv_blocks.configured_min_file_bytes() == 1
+    assert large_files.configured_block_bytes() == 65536
+    assert large_files.configured_min_file_bytes() == 1
     monkeypatch.setenv("GYRE_INGEST_BLOCK_BYTES", "32MB")
     with pytest.raises(ConfigError, match="GYRE_INGEST_BLOCK_BYTES='32MB' is not a number"):
-        csv_blocks.configured_block_bytes()
+        large_files.configured_block_bytes()
 
 
 @given(st.binary(max_size=4000), st.integers(0, 3000))

@@ -20,7 +20,7 @@ import pytest
 
 from gyre.core.errors import DataError, QuarantineLimitError
 from gyre.core.settings import Settings
-from gyre.ingest import block_run, csv_blocks
+from gyre.ingest import block_run, csv_blocks, large_files
 from gyre.workspace import Workspace
 from tests.conftest import fresh_postgres_database
 
@@ -114,8 +114,8 @@ def other_store(request: pytest.FixtureRequest, store_url: str | None) -> str | 
 @pytest.fixture
 def blocks_of(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Read every file in blocks of about 4 KB, and count the blocks read."""
-    monkeypatch.setattr(csv_blocks, "MIN_FILE_BYTES", 0)
-    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(large_files, "MIN_FILE_BYTES", 0)
+    monkeypatch.setattr(large_files, "BLOCK_BYTES", 4096)
     counted = {"blocks": 0, "whole": 0}
     read = csv_blocks.read_block
 
@@ -183,12 +183,12 @@ def _ingest_both(
 ) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
     whole_ws = project(tmp_path / "whole", store_url, **options)
     (tmp_path / "whole" / "in" / name).write_bytes(data)
-    saved = csv_blocks.MIN_FILE_BYTES
-    csv_blocks.MIN_FILE_BYTES = 1 << 62  # the whole project reads files whole
+    saved = large_files.MIN_FILE_BYTES
+    large_files.MIN_FILE_BYTES = 1 << 62  # the whole project reads files whole
     try:
         whole_report = whole_ws.ingest("orders")[0]
     finally:
-        csv_blocks.MIN_FILE_BYTES = saved
+        large_files.MIN_FILE_BYTES = saved
     assert blocks["blocks"] == 0
     block_ws = project(tmp_path / "blocks", other_store(request, store_url), **options)
     (tmp_path / "blocks" / "in" / name).write_bytes(data)
@@ -467,3 +467,87 @@ def test_a_large_file_is_one_run_even_when_read_whole_after_all(
     _, links = ws.run(runs[0].id)
     file_input = f"file:in/o.csv@{runs[0].metrics['raw_content_id']}"
     assert links["input"].count(file_input) == 1  # recorded once, not once per path
+
+
+def _incoming(ws: Workspace) -> list[str]:
+    folder = Path(ws.artifacts.root) / "incoming"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_the_one_off_form_stores_the_copy_it_started_ahead_and_discards_it_on_a_rerun(
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gyre.core import raw_copy
+
+    made: list[raw_copy.RawCopy] = []
+    init = raw_copy.RawCopy.__init__
+
+    def spy(self: raw_copy.RawCopy, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(raw_copy.RawCopy, "__init__", spy)
+    ws = project(tmp_path / "p", workspace_store_url)
+    src = write_csv(tmp_path / "orders.csv", messy_rows(1200, seed=5))
+    contract = tmp_path / "p" / "orders.yaml"
+    report = ws.ingest_path(str(src), name="shop", contract=contract, quarantine_limit=0.5)
+    assert blocks_of["blocks"] > 5 and blocks_of["whole"] == 0
+    assert len(made) == 1  # started ahead, and that very copy was stored
+    raw_id = ws.dataset("shop").record.stats["raw_content_id"]
+    assert ws.artifacts.get_bytes(raw_id) == src.read_bytes()
+    assert report.accepted + report.quarantined == 1200
+    assert _incoming(ws) == []
+    # Again: the file was ingested, so the copy started ahead is stopped and deleted unused.
+    blobs = set(ws.artifacts.iter_ids())
+    again = ws.ingest_path(str(src), name="shop", contract=contract, quarantine_limit=0.5)
+    assert again.batches == [] and again.skipped == [str(src.resolve())]
+    assert len(made) == 2 and _incoming(ws) == []
+    assert set(ws.artifacts.iter_ids()) == blobs
+
+
+def test_a_copy_started_ahead_is_not_taken_for_a_changed_file(
+    tmp_path: Path, workspace_store_url: str | None, blocks_of: dict[str, int]
+) -> None:
+    from gyre.ingest.run import ingest_path
+
+    ws = project(tmp_path / "p", workspace_store_url)
+    src = write_csv(tmp_path / "orders.csv", messy_rows(400, seed=2))
+    ahead = large_files.copy_ahead(str(src), ws.artifacts)
+    assert ahead is not None
+    write_csv(src, messy_rows(500, seed=3))  # changed after the copy started
+    report = ingest_path(
+        ws.context,
+        str(src),
+        name="shop",
+        contract=tmp_path / "p" / "orders.yaml",
+        quarantine_limit=0.5,
+        copy=ahead,
+    )
+    assert report.accepted + report.quarantined == 500  # the file as it is now
+    raw_id = ws.dataset("shop").record.stats["raw_content_id"]
+    assert ws.artifacts.get_bytes(raw_id) == src.read_bytes()
+    assert ahead._blob is None  # closed by the ingest, which made a copy of its own
+    assert _incoming(ws) == []
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["s3://bucket/orders.csv", "in/*.csv", "orders.json", "small.csv", "missing.csv"],
+)
+def test_copy_ahead_only_guesses_big_local_delimited_files(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(large_files, "MIN_FILE_BYTES", 1000)
+    ws = project(tmp_path / "p", None)
+    (tmp_path / "orders.json").write_text("[" + ",".join(['{"a": 1}'] * 200) + "]")
+    (tmp_path / "small.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "big.csv").write_text("a,b\n" + "1,2\n" * 500)
+    path = where if "://" in where else str(tmp_path / where)
+    assert large_files.copy_ahead(path, ws.artifacts) is None
+    started = large_files.copy_ahead(str(tmp_path / "big.csv"), ws.artifacts)
+    assert started is not None
+    started.close()
+    assert _incoming(ws) == []

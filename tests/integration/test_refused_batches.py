@@ -162,10 +162,10 @@ def test_a_batch_run_completes_in_the_transaction_that_commits_it(
 ) -> None:
     # A kill right after the commit must not leave the run of a committed batch "running":
     # the moment commit_version returns, the run is completed, with its final metrics.
-    from gyre.ingest import commit, csv_blocks
+    from gyre.ingest import commit, large_files
 
     if blocks:
-        monkeypatch.setattr(csv_blocks, "MIN_FILE_BYTES", 1)
+        monkeypatch.setattr(large_files, "MIN_FILE_BYTES", 1)
     seen: list[Any] = []
     original = commit.commit_version
 

@@ -9,7 +9,9 @@ GIL), which gives the same parts as writing them one after the other.
 
 Content ids must depend on the rows alone, so every Parquet setting that changes the bytes is
 pinned here (zstd at a fixed level, format 2.6, page version 1, dictionary encoding on and its
-size limit) and the part and row-group boundaries depend only on the row count:
+size limit) and the part and row-group boundaries depend only on the row count (the rows after
+the last whole part, when there are at least :data:`SPLIT_LAST_PART_ROWS` of them, are stored
+as two parts, written at once):
 ``write_table(t)`` and ``write_batches(t.schema, t.to_batches(max_chunksize=7))`` give the same
 dataset version. Parquet records no timestamps; it does record the writer's library version
 (``created_by``), so a pyarrow upgrade may change ids of newly written data, never the data
@@ -44,6 +46,12 @@ ROW_GROUP_ROWS = PART_ROWS
 # blocks copies a third of its rows instead of all of them). A multiple of Parquet's 1,024-row
 # write batches; at this size the bytes are even those of the contiguous copy.
 WRITE_SLICE_ROWS = 1 << 16
+# The last part is encoded only once the rows end; on one core it was the last second of a 5M-row
+# ingest, with the other core idle. From this many rows on it is stored as two parts, halves
+# cut at a slice boundary, encoded at once on two threads (a part's bytes depend on its rows
+# alone, so this changes no other part). A fixed rule, not one of the machine's cores: the
+# same rows must give the same parts everywhere.
+SPLIT_LAST_PART_ROWS = 4 * WRITE_SLICE_ROWS
 WRITE_THREADS = min(2, os.cpu_count() or 1)
 """Parts of an in-memory table written at once (each holds one row group in memory)."""
 
@@ -260,8 +268,11 @@ class PartWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self._flush_group()
-                self._close_part()
+                if not self._part_written and self._pending_rows >= SPLIT_LAST_PART_ROWS:
+                    self._store_halves()
+                else:
+                    self._flush_group()
+                    self._close_part()
             elif self._writer is not None:
                 self._writer.close()
         finally:
@@ -295,6 +306,30 @@ class PartWriter:
                 if self._part_written == self.part_rows:
                     self._close_part()
 
+    def _store_halves(self) -> None:
+        """Store the rows pending, none of them written yet, as two parts written at once (see
+        :data:`SPLIT_LAST_PART_ROWS`)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending, rows = self._pending, self._pending_rows
+        self._pending, self._pending_rows = [], 0
+        half = rows // 2
+        cut = half - half % WRITE_SLICE_ROWS or half
+        first_row = self.first_row + sum(part.rows for part in self.parts)
+
+        def store(batches: list[pa.RecordBatch], start: int, count: int) -> list[PartRef]:
+            part = PartWriter(self.artifacts, self.schema, count, first_row=first_row + start)
+            with part:
+                for batch in batches:
+                    part.add(batch)
+            return part.parts
+
+        head, tail = _split_batches(pending, cut)
+        with ThreadPoolExecutor(1, thread_name_prefix="gyre-half") as pool:
+            first = pool.submit(store, head, 0, cut)
+            second = store(tail, cut, rows - cut)
+            self.parts += first.result() + second
+
     def _flush_group(self) -> None:
         if not self._pending_rows:
             return
@@ -326,6 +361,26 @@ class PartWriter:
             cid = blob.finish()  # hashed and renamed in place: the part is never copied
         self.parts.append(PartRef(id=cid, rows=self._part_written, size=size))
         self._part_written = 0
+
+
+def _split_batches(
+    batches: list[pa.RecordBatch], cut: int
+) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
+    """``batches`` as the ones holding their first ``cut`` rows and the ones holding the rest
+    (a batch across the cut is sliced, not copied)."""
+    head: list[pa.RecordBatch] = []
+    tail: list[pa.RecordBatch] = []
+    seen = 0
+    for batch in batches:
+        if seen >= cut:
+            tail.append(batch)
+        elif seen + batch.num_rows <= cut:
+            head.append(batch)
+        else:
+            head.append(batch.slice(0, cut - seen))
+            tail.append(batch.slice(cut - seen))
+        seen += batch.num_rows
+    return head, tail
 
 
 def _aligned(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:

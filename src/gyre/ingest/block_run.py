@@ -1,7 +1,9 @@
 """Ingesting one big delimited file in blocks: bounded memory, both cores, the same outcome.
 
-A file of :data:`~gyre.ingest.csv_blocks.MIN_FILE_BYTES` or more is cut into blocks of whole
-records (:mod:`.csv_blocks`) while its raw copy is hashed and stored in the same read. Each
+A file of :data:`~gyre.ingest.large_files.MIN_FILE_BYTES` or more is cut into blocks of whole
+records (:mod:`.csv_blocks`) read back from its raw copy, which a thread of its own copies and
+hashes meanwhile (:class:`~gyre.core.raw_copy.RawCopy`; ``gyre ingest FILE`` starts it before
+the project is even opened, see :func:`~gyre.ingest.large_files.copy_ahead`). Each
 block is held to the contract on a worker thread, exactly as a whole file would be row by row
 (types, rules, nullability, in-block uniqueness, drift modes, PII policy), its accepted rows go
 to one Parquet writer in file order (so the parts, and the version's content id, are those of
@@ -36,7 +38,6 @@ from gyre.ingest.block_pii import block_sample, detect_in_samples
 from gyre.ingest.csv_blocks import (
     Block,
     BlockLayout,
-    CopiedFile,
     Declined,
     cut_blocks,
     open_blocks,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
     from gyre.core.config import SchemaDriftConfig, SourceConfig
     from gyre.core.context import StageContext
+    from gyre.core.raw_copy import RawCopy
     from gyre.core.runs import TrackedRun
     from gyre.datasets.catalog import DatasetVersion
     from gyre.datasets.profile import DatasetProfile
@@ -88,6 +90,23 @@ class LargeFile:
     state: dict[str, Any]  # the source's position before this file
     whole: Callable[[LargeFile], IncomingBatch]
     content_id: str | None = None
+    copy: RawCopy | None = None  # its raw copy, if one was started ahead (the starter closes it)
+
+    def raw_copy(self, ctx: StageContext) -> RawCopy:
+        """The copy started ahead, if it is of this very file (same size and modification
+        time) into this store; else a new one."""
+        from gyre.core.raw_copy import RawCopy
+
+        ahead, self.copy = self.copy, None
+        if ahead is not None:
+            if (
+                ahead.location == self.location
+                and ahead.stamp == self.stamp
+                and ahead.artifacts is ctx.artifacts
+            ):
+                return ahead
+            ahead.close()
+        return RawCopy(self.location, ctx.artifacts)
 
     def state_after(self, raw_id: str) -> dict[str, Any]:
         files = {**self.state.get("files", {}), self.label: {"content_id": raw_id, **self.stamp}}
@@ -211,10 +230,8 @@ def _ingest_blocks(
     versions = ContractVersions(ctx, name, config, contract)
     effective = versions.effective
     check_pii_columns(config, effective.column_names)
-    # Unbuffered: after the head is read, the kernel copies the file from its descriptor.
-    with open(large.location, "rb", buffering=0) as fh:  # noqa: PTH123 - a raw descriptor
-        layout = open_blocks(fh.read(1 << 20), large.label)
-        fh.seek(0)
+    with large.raw_copy(ctx) as copy:
+        layout = open_blocks(copy.head(1 << 20), large.label)
         new = [c for c in layout.names if c not in effective.column_names]
         if new and policy.columns == "evolve":
             raise Declined("new columns evolve the contract by their values")
@@ -239,7 +256,7 @@ def _ingest_blocks(
             _refuse_keys_across_blocks(outcome, job.keys)
             return _judge(outcome, effective, config, large.label)
 
-        outcome = _check_and_write(ctx, fh, job, large, judge)
+        outcome = _check_and_write(ctx, copy, job, large, judge)
     quarantine = outcome.judged
     large.content_id = outcome.raw_id
     versions.register(effective, "file", versions.kept)
@@ -250,7 +267,7 @@ def _ingest_blocks(
 
 def _check_and_write(
     ctx: StageContext,
-    fh: Any,
+    copy: RawCopy,
     job: _Job,
     large: LargeFile,
     judge: Callable[[_Outcome], pa.Table],
@@ -264,67 +281,62 @@ def _check_and_write(
 
     checking = ThreadPoolExecutor(WORKERS, thread_name_prefix="gyre-block")
     writing = ThreadPoolExecutor(1, thread_name_prefix="gyre-block-write")
+    # What only the whole file allows, at its end: three threads, so that the quarantine is
+    # not written only once PII detection is done, nor the profile counted after either.
+    finishing = ThreadPoolExecutor(3, thread_name_prefix="gyre-finish")
     writer: PartWriter | None = None
     checks: deque[Future[_Checked]] = deque()
     writes: deque[Future[None]] = deque()
+    outcome = _Outcome(raw_id="")
+
+    def take(done: _Checked) -> None:
+        nonlocal writer
+        if writer is None:
+            outcome.schema = done.accepted.schema
+            writer = PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
+        _keep(outcome, done, keep_columns=job.profile)
+        while len(writes) >= _WRITES_QUEUED:
+            writes.popleft().result()
+        writes.append(writing.submit(_write, writer, done.accepted))
+
     try:
-        with ctx.artifacts.writer() as blob:
-            outcome = _Outcome(raw_id="")
-
-            def take(done: _Checked) -> None:
-                nonlocal writer
-                if writer is None:
-                    outcome.schema = done.accepted.schema
-                    writer = PartWriter(ctx.artifacts, done.accepted.schema, PART_ROWS)
-                _keep(outcome, done, keep_columns=job.profile)
-                while len(writes) >= _WRITES_QUEUED:
-                    writes.popleft().result()
-                writes.append(writing.submit(_write, writer, done.accepted))
-
-            source = CopiedFile(fh.fileno(), blob)
-            for block in cut_blocks(source, name=large.label):
-                checks.append(checking.submit(_check_block, block, job, source.recycle))
-                while checks and (len(checks) >= _IN_FLIGHT or checks[0].done()):
-                    take(checks.popleft().result())
-            while checks:
+        for block in cut_blocks(copy, name=large.label):
+            checks.append(checking.submit(_check_block, block, job, copy.recycle))
+            while checks and (len(checks) >= _IN_FLIGHT or checks[0].done()):
                 take(checks.popleft().result())
-            assert writer is not None, "the first block (the header's) always comes"
-            while writes:
-                writes.popleft().result()
-            outcome.judged = judge(outcome)  # a refused file goes no further
-            # The last part is encoded on one core. Meanwhile, on the threads checking used,
-            # PII is looked for in the blocks' samples and the profile is counted from the
-            # parts stored and the last part's rows in memory, then the quarantine records
-            # are written as the next quarantine version; the raw copy is synced and its hash
-            # finished.
-            detecting = checking.submit(detect_in_samples, outcome.samples, job.contract)
-            profiling = None
-            unwritten = writer.unwritten() if job.profile else None
-            if unwritten is not None:
-                stored = [ctx.artifacts.path_of(part.id) for part in writer.parts]
-                profiling = checking.submit(
-                    finish_profile,
-                    outcome.partials,
-                    outcome.schema,
-                    stored,
-                    unwritten,
-                    outcome.kept,
-                )
-            quarantining = None
-            if outcome.judged.num_rows:
-                quarantining = checking.submit(
-                    write_quarantine, ctx, job.quarantine_base, outcome.judged
-                )
-            closing = writing.submit(writer.__exit__, None, None, None)
-            outcome.raw_id = blob.finish()
-            closing.result()
-            outcome.parts = list(writer.parts)
-            if profiling is not None:
-                outcome.profile = profiling.result()
-            outcome.pii = detecting.result()
-            if quarantining is not None:
-                outcome.written = quarantining.result()
-            return outcome
+        while checks:
+            take(checks.popleft().result())
+        assert writer is not None, "the first block (the header's) always comes"
+        while writes:
+            writes.popleft().result()
+        outcome.judged = judge(outcome)  # a refused file goes no further
+        # The last part is encoded (as two parts at once: see PartWriter). Meanwhile PII is
+        # looked for in the blocks' samples, the profile is counted from the parts stored and
+        # the last part's rows in memory, the quarantine records are written as the next
+        # quarantine version, and the raw copy is synced (its bytes mostly on disk already).
+        detecting = finishing.submit(detect_in_samples, outcome.samples, job.contract)
+        profiling = None
+        unwritten = writer.unwritten() if job.profile else None
+        if unwritten is not None:
+            stored = [ctx.artifacts.path_of(part.id) for part in writer.parts]
+            profiling = finishing.submit(
+                finish_profile, outcome.partials, outcome.schema, stored, unwritten, outcome.kept
+            )
+        quarantining = None
+        if outcome.judged.num_rows:
+            quarantining = finishing.submit(
+                write_quarantine, ctx, job.quarantine_base, outcome.judged
+            )
+        closing = writing.submit(writer.__exit__, None, None, None)
+        outcome.raw_id = copy.finish()
+        closing.result()
+        outcome.parts = list(writer.parts)
+        if profiling is not None:
+            outcome.profile = profiling.result()
+        outcome.pii = detecting.result()
+        if quarantining is not None:
+            outcome.written = quarantining.result()
+        return outcome
     except BaseException:
         for pending in checks:
             pending.cancel()
@@ -334,6 +346,7 @@ def _check_and_write(
     finally:
         checking.shutdown(wait=True, cancel_futures=True)
         writing.shutdown(wait=True)
+        finishing.shutdown(wait=True, cancel_futures=True)
 
 
 def _write(writer: Any, table: pa.Table) -> None:
@@ -380,14 +393,14 @@ def _keep_columns(outcome: _Outcome, accepted: pa.Table) -> None:
         outcome.kept_bytes += column.nbytes
 
 
-def _check_block(block: Block, job: _Job, recycle: Callable[[Block], None]) -> _Checked:
+def _check_block(block: Block, job: _Job, recycle: Callable[[bytearray], None]) -> _Checked:
     """Read one block and hold it to the contract (on a worker thread)."""
     from gyre.datasets.profile_merge import partial_profile
     from gyre.datasets.writer import schema_differences
     from gyre.ingest.quarantine import attach_raw_rows, stamp
 
     raw = read_block(block, job.layout)
-    recycle(block)  # its rows are Arrow's own now (read_block copies them out)
+    recycle(block.data)  # its rows are Arrow's own now (read_block copies them out)
     try:
         held = hold_to_contract(
             raw, job.contract, job.policy, 1.0, job.known, unparsable_seen=job.unparsable_seen

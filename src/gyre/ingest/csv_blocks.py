@@ -5,9 +5,9 @@ of the file the way :func:`~gyre.ingest.csv_batch.read_csv_bytes` reads a whole 
 dialect, header, column names), then :func:`cut_blocks` cuts the rest into blocks of about
 :data:`BLOCK_BYTES` that end at a record boundary, and :func:`read_block` turns one block into
 a :class:`~gyre.ingest.csv_batch.RawBatch` whose lines are the file's, so every block can be
-checked on any core while the next one is read. A local file's bytes are copied into its raw
-copy in the kernel as they are taken (:class:`CopiedFile`) and the blocks are read back from
-that copy, so what is checked is exactly what is stored and hashed.
+checked on any core while the next one is read. A local file is copied into its raw copy in
+the kernel on a thread of its own (:class:`~gyre.core.raw_copy.RawCopy`) and the blocks are
+read back from that copy, so what is checked is exactly what is stored and hashed.
 
 Where a record ends is decided as in :mod:`.csv_batch`: a line break ends one unless an odd
 number of quotes precede it. That rule is exact for RFC 4180 files, so blocks are read only
@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -34,52 +34,12 @@ from gyre.core.errors import SourceError
 from gyre.ingest.csv_batch import RawBatch, arrow_read, csv_layout
 from gyre.ingest.csv_lines import quotes_at_field_edges, tie_to_lines
 from gyre.ingest.encoding import CsvDialect, bom_encoding, is_utf8
+from gyre.ingest.large_files import BLOCK_BYTES, configured_block_bytes
 
-if TYPE_CHECKING:
-    from gyre.core.artifacts import BlobWriter
-
-BLOCK_BYTES = 32 << 20
-"""About how much of the file one block holds (whole records, so a little less); the
-environment variable ``GYRE_INGEST_BLOCK_BYTES`` overrides it."""
-MIN_FILE_BYTES = 128 << 20
-"""Smaller files are read whole: one block would hold most of them anyway
-(``GYRE_INGEST_BLOCKS_FROM_BYTES`` overrides it)."""
-BLOCK_BYTES_VARIABLE = "GYRE_INGEST_BLOCK_BYTES"
-MIN_FILE_BYTES_VARIABLE = "GYRE_INGEST_BLOCKS_FROM_BYTES"
 _HEAD_BYTES = 1 << 20  # what the layout is read from (the sniffer looks at the first 64 KiB)
 _QUOTE = b'"'
 _LF = ord("\n")
 _UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig", "utf_8", "ascii")
-
-
-def configured_block_bytes() -> int:
-    """:data:`BLOCK_BYTES`, or the environment's ``GYRE_INGEST_BLOCK_BYTES``."""
-    return _from_environment(BLOCK_BYTES_VARIABLE, BLOCK_BYTES)
-
-
-def configured_min_file_bytes() -> int:
-    """:data:`MIN_FILE_BYTES`, or the environment's ``GYRE_INGEST_BLOCKS_FROM_BYTES``."""
-    return _from_environment(MIN_FILE_BYTES_VARIABLE, MIN_FILE_BYTES)
-
-
-def _from_environment(variable: str, default: int) -> int:
-    import os
-
-    from gyre.core.errors import ConfigError
-
-    text = os.environ.get(variable)
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 1:
-        raise ConfigError(
-            f"{variable}={text!r} is not a number of bytes",
-            hint=f"set a positive whole number, or unset it for the default ({default})",
-        )
-    return value
 
 
 class Declined(Exception):  # a decision, not an error: read the file whole
@@ -158,7 +118,7 @@ def _whole_characters(head: bytes) -> bytes:
 class BlockBytes(Protocol):
     """Where :func:`cut_blocks` takes a file's bytes from: taken in order, then read back by
     offset, so a block is copied out once and never joined to or cut from another buffer
-    (:class:`CopiedFile` for a local file)."""
+    (:class:`~gyre.core.raw_copy.RawCopy` for a local file: its raw copy)."""
 
     def take(self, limit: int) -> int:
         """Take up to ``limit`` more bytes of the file; how many were taken, 0 at its end."""
@@ -167,45 +127,6 @@ class BlockBytes(Protocol):
     def read_at(self, offset: int, size: int) -> bytearray:
         """``size`` of the bytes taken so far, from ``offset``."""
         ...
-
-
-class CopiedFile:
-    """A local file copied into a blob as it is taken (in the kernel), and read back from the
-    copy: the blocks are exactly the bytes stored and hashed, even if the file changes.
-
-    A block's buffer can be handed back with :meth:`recycle` once it has been read: the next
-    block is read into it, instead of into a new buffer that Python zeroes first while holding
-    the interpreter lock (which stalled the checking threads about 15 ms a block).
-    """
-
-    def __init__(self, source: int, blob: BlobWriter) -> None:
-        self._source = source  # an open file descriptor, at the start of the file
-        self._blob = blob
-        self._spare: list[bytearray] = []
-        self._lock = threading.Lock()
-
-    def take(self, limit: int) -> int:
-        return self._blob.copy_from(self._source, limit)
-
-    def read_at(self, offset: int, size: int) -> bytearray:
-        with self._lock:
-            buffer = self._spare.pop() if self._spare else None
-        if buffer is None:
-            # Sized at once: growing an empty one copied a zeroed block into it, touching
-            # twice the memory (a sixth of the 5M-row ingest's page faults).
-            buffer = bytearray(size)
-        elif len(buffer) > size:
-            del buffer[size:]  # keeps its memory: the next block is about as long
-        elif len(buffer) < size:
-            buffer += bytes(size - len(buffer))
-        got = self._blob.read_into(offset, buffer)
-        del buffer[got:]
-        return buffer
-
-    def recycle(self, block: Block) -> None:
-        """Read a later block into ``block``'s buffer: call once nothing uses it any more."""
-        with self._lock:
-            self._spare.append(block.data)
 
 
 def cut_blocks(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gyre.core.errors import SourceError
 from gyre.core.lineage import file_node
+from gyre.ingest.large_files import in_blocks
 from gyre.ingest.sources import IncomingBatch
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class FileSource:
         task = ctx.progress.task(f"ingest {name}", total=len(pending)) if pending else None
         for shown, location in pending:
             stamp = {} if _is_url(location) else _stamp(location)
-            if _in_blocks(location, fmt, stamp):
+            if in_blocks(location, fmt, stamp):
                 from gyre.ingest.block_run import LargeFile
 
                 large = LargeFile(
@@ -158,18 +159,6 @@ def _batch(shown: str, raw_id: str, raw: RawBatch, state: dict[str, Any]) -> Inc
         positions_kind=raw.positions,
         details={"file": shown, "raw_content_id": raw_id},
     )
-
-
-def _in_blocks(location: str, fmt: str | None, stamp: Mapping[str, int]) -> bool:
-    """Whether a file is big, local, uncompressed delimited text: read in blocks then."""
-    from gyre.ingest import csv_blocks
-    from gyre.ingest.formats import format_for, is_compressed
-
-    if _is_url(location) or is_compressed(location) or not stamp:
-        return False
-    if (fmt or format_for(location)) not in ("csv", "tsv"):
-        return False
-    return stamp["size"] >= csv_blocks.configured_min_file_bytes()
 
 
 def _store_and_read(

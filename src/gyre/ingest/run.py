@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from gyre.core.config import SourceConfig
     from gyre.core.context import StageContext
+    from gyre.core.raw_copy import RawCopy
     from gyre.core.runs import TrackedRun
     from gyre.datasets.catalog import DatasetVersion
     from gyre.ingest.contract import Contract
@@ -130,11 +131,14 @@ def ingest_path(
     name: str,
     contract: Path | None = None,
     quarantine_limit: float = 0.05,
+    copy: RawCopy | None = None,
 ) -> IngestReport:
     """Ingest one file, glob or URL into dataset ``name`` without declaring a source.
 
     The format comes from the extension. The same file is not ingested twice into the same
-    dataset (the dataset's source state remembers it), so re-running is safe.
+    dataset (the dataset's source state remembers it), so re-running is safe. ``copy`` is the
+    file's raw copy if the caller started it ahead (:func:`~gyre.ingest.large_files.copy_ahead`;
+    the caller closes it).
     """
     from pathlib import Path
 
@@ -149,7 +153,7 @@ def ingest_path(
             "quarantine_limit": quarantine_limit,
         }
     )
-    return ingest_with(ctx, name, config)
+    return ingest_with(ctx, name, config, copy=copy)
 
 
 def ingest_with(
@@ -160,8 +164,10 @@ def ingest_with(
     follow: bool = False,
     stop: threading.Event | None = None,
     on_batch: Callable[[BatchReport], None] | None = None,
+    copy: RawCopy | None = None,
 ) -> IngestReport:
-    """Ingest the new batches of a source described by ``config`` into dataset ``name``."""
+    """Ingest the new batches of a source described by ``config`` into dataset ``name``;
+    ``copy`` is the raw copy of a file among them, started ahead (see :func:`ingest_path`)."""
     import threading
 
     from gyre.ingest.block_run import LargeFile, ingest_large
@@ -185,6 +191,7 @@ def ingest_with(
         try:
             for batch in batches:
                 if isinstance(batch, LargeFile):
+                    batch.copy, copy = copy, None  # taken only if it is this file's
                     done = ingest_large(
                         ctx, name, config, batch, contract=contract, contract_path=contract_path
                     )
