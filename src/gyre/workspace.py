@@ -270,12 +270,13 @@ class Workspace:
     ) -> IngestReport:
         """Ingest a file, glob or URL into dataset ``name`` (no source declaration needed).
 
-        A big CSV file's raw copy starts first, on a thread of its own, while the project and
-        the ingest code are opened on this one (see :func:`gyre.ingest.large_files.copy_ahead`).
+        With a contract, a big CSV file's raw copy starts first, on a thread of its own, while
+        the project and the ingest code are opened on this one (see
+        :func:`gyre.ingest.large_files.copy_ahead`); without one the file is read whole.
         """
         from gyre.ingest.large_files import copy_ahead
 
-        copy = copy_ahead(location, self.artifacts)
+        copy = copy_ahead(location, self.artifacts) if contract else None
         try:
             from gyre.ingest.run import ingest_path
 

@@ -644,3 +644,39 @@ def test_primary_key_repeats_found_whether_or_not_ids_ascend(
     table = pa.table({"id": pa.array([str(i) for i in ids])})
     result = check(table, contract, pa.array(range(1, len(ids) + 1), pa.int64()))
     assert sorted(result.quarantine["value"].to_pylist()) == [str(r) for r in repeated]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.sampled_from(["US", "GB", "DE", "FR", "", " US", "us"]), max_size=80),
+    nullable=st.booleans(),
+)
+def test_allowed_codes_count_the_accepted_values_as_value_counts_would(
+    values: list[str], nullable: bool
+) -> None:
+    import pyarrow.compute as pc
+
+    flag = "true" if nullable else "false"
+    held_to = contract(
+        "columns:\n"
+        f"  - {{name: c, type: string, allowed: [US, GB, US, DE], nullable: {flag}}}\n"
+        "  - {name: n, type: int}\n"
+    )
+    table = pa.table(
+        {"c": pa.array(values, pa.string()), "n": [str(i) for i in range(len(values))]}
+    )
+    result = check(table, held_to)
+    accepted = result.accepted_table.column("c")
+    (codes,) = result.allowed_codes.values()
+    assert list(result.allowed_codes) == ["c"]  # only text columns with allowed values
+    assert len(codes.codes) == len(accepted)
+    present = accepted.drop_null()
+    want = _counts(pc.value_counts(present)) if len(present) else {}
+    got = codes.value_counts()
+    assert _counts(got) == want
+    assert got.type == pa.struct([("values", pa.string()), ("counts", pa.int64())])
+
+
+def _counts(pairs: pa.StructArray) -> dict[str, int]:
+    values, counts = pairs.field("values").to_pylist(), pairs.field("counts").to_pylist()
+    return dict(zip(values, counts, strict=True))

@@ -522,3 +522,13 @@ def test_policy_is_frozen() -> None:
     policy = PiiPolicy(columns={"email": "mask"})
     with pytest.raises(ValidationError):
         policy.columns = {}  # type: ignore[misc]
+
+
+@given(count=st.integers(1, 100_000), size=st.integers(1, 5_000))
+def test_even_picks_are_the_unique_rounded_even_points(count: int, size: int) -> None:
+    from gyre.ingest.pii import even_picks
+
+    expected = np.unique(np.linspace(0, count - 1, size).round().astype(np.int64))
+    picks = even_picks(count, size)
+    assert picks.dtype == np.int64
+    assert np.array_equal(picks, expected)

@@ -469,6 +469,22 @@ def test_a_large_file_is_one_run_even_when_read_whole_after_all(
     assert links["input"].count(file_input) == 1  # recorded once, not once per path
 
 
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every raw copy started, in order."""
+    from gyre.core import raw_copy
+
+    started: list[Any] = []
+    init = raw_copy.RawCopy.__init__
+
+    def spy(self: raw_copy.RawCopy, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(raw_copy.RawCopy, "__init__", spy)
+    return started
+
+
 def _incoming(ws: Workspace) -> list[str]:
     folder = Path(ws.artifacts.root) / "incoming"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
@@ -478,18 +494,8 @@ def test_the_one_off_form_stores_the_copy_it_started_ahead_and_discards_it_on_a_
     tmp_path: Path,
     workspace_store_url: str | None,
     blocks_of: dict[str, int],
-    monkeypatch: pytest.MonkeyPatch,
+    made: list[Any],
 ) -> None:
-    from gyre.core import raw_copy
-
-    made: list[raw_copy.RawCopy] = []
-    init = raw_copy.RawCopy.__init__
-
-    def spy(self: raw_copy.RawCopy, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(raw_copy.RawCopy, "__init__", spy)
     ws = project(tmp_path / "p", workspace_store_url)
     src = write_csv(tmp_path / "orders.csv", messy_rows(1200, seed=5))
     contract = tmp_path / "p" / "orders.yaml"
@@ -506,6 +512,39 @@ def test_the_one_off_form_stores_the_copy_it_started_ahead_and_discards_it_on_a_
     assert again.batches == [] and again.skipped == [str(src.resolve())]
     assert len(made) == 2 and _incoming(ws) == []
     assert set(ws.artifacts.iter_ids()) == blobs
+
+
+def test_a_copy_started_ahead_is_stopped_before_a_declined_file_is_read_whole(
+    tmp_path: Path,
+    workspace_store_url: str | None,
+    blocks_of: dict[str, int],
+    made: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gyre.ingest.file_source import FileSource
+
+    whole = FileSource._whole
+    closed_first: list[bool] = []
+
+    def read_whole(self: FileSource, ctx: Any, large: Any, **kwargs: Any) -> Any:
+        closed_first.append(large.copy is None and all(c._blob is None for c in made))
+        return whole(self, ctx, large, **kwargs)
+
+    monkeypatch.setattr(FileSource, "_whole", read_whole)
+    # A new column under `columns: evolve` (the default) is read whole: its values decide the
+    # new type.
+    ws = project(tmp_path / "p", workspace_store_url)
+    contract = tmp_path / "p" / "orders.yaml"
+    lines = [line + ",x" for line in messy_rows(300, seed=4)]
+    src = tmp_path / "orders.csv"
+    src.write_bytes(("\n".join([HEADER + ",extra", *lines]) + "\n").encode())
+    ws.ingest_path(str(src), name="shop", contract=contract, quarantine_limit=0.9)
+    assert len(made) == 1 and blocks_of["whole"] == 1
+    assert closed_first == [True]
+    assert _incoming(ws) == []
+    # Without a contract the file is read whole, so no copy is started ahead at all.
+    ws.ingest_path(str(write_csv(tmp_path / "b.csv", messy_rows(50, seed=6))), name="other")
+    assert len(made) == 1
 
 
 def test_a_copy_started_ahead_is_not_taken_for_a_changed_file(

@@ -71,7 +71,11 @@ _COUNTED_MIN = 4096
 
 
 def partial_profile(
-    table: pa.Table, *, text_extremes: bool = True, varied: set[str] | None = None
+    table: pa.Table,
+    *,
+    text_extremes: bool = True,
+    varied: set[str] | None = None,
+    counted: Mapping[str, pa.StructArray] | None = None,
 ) -> list[ColumnPartial]:
     """What :func:`finish_profile` needs of ``table``'s columns.
 
@@ -81,14 +85,22 @@ def partial_profile(
 
     ``varied`` counts the values of text and boolean columns (see :data:`_COUNTED_SHARE`):
     the names of the columns found too varied to count, shared by every block of the rows
-    (and updated here); None counts none."""
+    (and updated here); None counts none. ``counted`` holds value counts of some of those
+    columns known already (``values`` and ``counts``, as ``pc.value_counts`` gives them, without
+    nulls): they are used instead of counting again."""
+    known = counted or {}
     return [
-        _partial(name, table.column(name), text_extremes, varied) for name in table.column_names
+        _partial(name, table.column(name), text_extremes, varied, known.get(name))
+        for name in table.column_names
     ]
 
 
 def _partial(
-    name: str, values: pa.ChunkedArray, text_extremes: bool, varied: set[str] | None
+    name: str,
+    values: pa.ChunkedArray,
+    text_extremes: bool,
+    varied: set[str] | None,
+    counted: pa.StructArray | None = None,
 ) -> ColumnPartial:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -126,7 +138,7 @@ def _partial(
         rising = bool(np.all(ints[1:] > ints[:-1]))
     counts = None
     if varied is not None and _grouped_type(kind) and name not in varied:
-        counts = _value_counts(values)
+        counts = _value_counts(values, counted)
         if counts is None:
             varied.add(name)
     return ColumnPartial(
@@ -146,13 +158,17 @@ def _partial(
     )
 
 
-def _value_counts(values: pa.ChunkedArray) -> pa.StructArray | None:
-    """Each distinct non-null value of ``values`` and its count; None past
-    :data:`_COUNTED_SHARE`."""
+def _value_counts(
+    values: pa.ChunkedArray, counted: pa.StructArray | None = None
+) -> pa.StructArray | None:
+    """Each distinct non-null value of ``values`` and its count (``counted``, where the caller
+    knows them); None past :data:`_COUNTED_SHARE`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     present = len(values) - values.null_count
+    if counted is not None:
+        return None if len(counted) > max(_COUNTED_MIN, int(present * _COUNTED_SHARE)) else counted
     if pa.types.is_boolean(values.type):  # two values: a popcount, not a hash table
         true = int(pc.sum(values).as_py() or 0)
         pairs = [(v, n) for v, n in ((False, present - true), (True, true)) if n]

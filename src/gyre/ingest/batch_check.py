@@ -72,6 +72,7 @@ def check_batch_counting(
         accepted_lines=result.accepted_positions,
         quarantine=quarantine,
         quarantined_rows=result.quarantined_rows,
+        allowed_codes=result.allowed_codes,
     )
     enforce_limit(batch, raw, quarantine_limit)
     return batch, result.nulled

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from gyre.datasets.profile_merge import ColumnPartial
     from gyre.ingest.commit import WrittenQuarantine
     from gyre.ingest.contract import Contract
+    from gyre.ingest.csv_batch import BatchResult
     from gyre.ingest.drift import DriftEvent
     from gyre.ingest.run import BatchReport
     from gyre.ingest.schema_step import ContractVersions
@@ -203,6 +204,9 @@ def ingest_large(
             if config.on_refused_batch != "quarantine":
                 raise
             # Kept whole in the quarantine, which then holds every row: read it whole.
+        if large.copy is not None:  # started ahead, declined before it was taken: stop it
+            large.copy.close()
+            large.copy = None
         batch = large.whole(large)  # its file input is recorded by ingest_in_run
         run.metrics.update(raw_content_id=large.content_id, read_in_blocks=False)
         return ingest_in_run(ctx, run, name, config, batch, contract=contract)
@@ -439,10 +443,24 @@ def _check_block(block: Block, job: _Job, recycle: Callable[[bytearray], None]) 
         newest=newest,
         samples=samples,
         # Only a profiled file needs them: an append is profiled from the stored parts.
-        partial=partial_profile(accepted, text_extremes=False, varied=job.varied)
+        partial=partial_profile(
+            accepted, text_extremes=False, varied=job.varied, counted=_allowed_counts(job, result)
+        )
         if job.profile
         else [],
     )
+
+
+def _allowed_counts(job: _Job, result: BatchResult) -> dict[str, pa.StructArray]:
+    """Value counts of the columns held to ``allowed`` values, from the lookup that checked
+    them (about 5 ms a column of a 190k-row block less): not for a column the PII policy
+    rewrites, whose stored values are no longer those looked up."""
+    rewritten = {c for c, action in job.config.pii.items() if action != "keep"}
+    return {
+        name: codes.value_counts()
+        for name, codes in result.allowed_codes.items()
+        if name not in rewritten and name not in job.varied
+    }
 
 
 def _apply_pii(job: _Job, accepted: pa.Table) -> pa.Table:

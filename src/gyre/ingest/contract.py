@@ -315,6 +315,27 @@ def _range_problems(col: ColumnSpec, here: PathKey) -> list[Problem]:
 
 
 @dataclass(frozen=True)
+class AllowedCodes:
+    """A text column held to its ``allowed`` values: for each accepted row the position of its
+    value in ``values`` (null for null), found by the very lookup that checked it. Counting
+    these gives the column's value counts without hashing every value a second time."""
+
+    codes: pa.Array  # int32, one per accepted row
+    values: pa.Array  # the allowed values, in the contract's order
+
+    def value_counts(self) -> pa.StructArray:
+        """What ``pc.value_counts`` gives for the accepted values, nulls left out (values in the
+        contract's order, not in order of appearance)."""
+        present = pc.drop_null(self.codes).to_numpy()
+        counts = np.bincount(present, minlength=len(self.values))
+        seen = np.flatnonzero(counts)
+        return pa.StructArray.from_arrays(
+            [self.values.take(pa.array(seen)), pa.array(counts[seen], pa.int64())],
+            names=["values", "counts"],
+        )
+
+
+@dataclass(frozen=True)
 class ContractResult:
     """A table split by a contract. ``rows_in == accepted + quarantined`` always."""
 
@@ -329,6 +350,8 @@ class ContractResult:
     rows_in: int
     nulled: Mapping[str, int] = field(default_factory=dict)
     """Per column, values that did not parse and were stored as null (``null_unparsable``)."""
+    allowed_codes: Mapping[str, AllowedCodes] = field(default_factory=dict)
+    """Per text column with ``allowed`` values, where each accepted row's value is in them."""
 
     @property
     def accepted(self) -> int:
@@ -383,6 +406,7 @@ def check(
     found = Violations([], [], [], [], []) if found is None else found.copy()
     nulled: dict[str, int] = {}
     typed_columns: dict[str, pa.Array] = {}
+    codes: dict[str, tuple[pa.Array, pa.Array]] = {}
     key_parts = set(contract.primary_key or ())
     for spec in contract.columns:
         raw = as_text(table.column(spec.name))
@@ -406,7 +430,9 @@ def check(
         elif not spec.nullable:
             found.add(is_null, name, "not_null", raw, f"{name} is empty but not nullable")
         found.add(failed, name, "type", raw, f"{name} = '{{v}}' is not a valid {spec.type}")
-        _check_rules(found, spec, typed, raw)
+        looked_up = _check_rules(found, spec, typed, raw)
+        if looked_up is not None and pa.types.is_string(typed.type):
+            codes[name] = looked_up
 
     bad_rows = found.bad_rows(n)
     # The primary key goes first so that the row `unique` keeps is never a key duplicate.
@@ -434,6 +460,10 @@ def check(
         quarantined_rows=quarantined_rows,
         rows_in=n,
         nulled=nulled,
+        allowed_codes={
+            name: AllowedCodes(positions_in.filter(good), values)
+            for name, (positions_in, values) in codes.items()
+        },
     )
 
 
@@ -474,8 +504,14 @@ def as_text(column: pa.ChunkedArray) -> pa.Array:
     return pc.cast(arr, pa.string())
 
 
-def _check_rules(found: Violations, spec: ColumnSpec, typed: pa.Array, raw: pa.Array) -> None:
+def _check_rules(
+    found: Violations, spec: ColumnSpec, typed: pa.Array, raw: pa.Array
+) -> tuple[pa.Array, pa.Array] | None:
+    """Add the rows that break the column's rules to ``found``; returns, for ``allowed``, where
+    each row's value is among the allowed values (null outside them, and for null) and those
+    values."""
     name = spec.name
+    looked_up = None
     tests = (
         ("min", pc.less, "is below the minimum"),
         ("max", pc.greater, "is above the maximum"),
@@ -491,7 +527,11 @@ def _check_rules(found: Violations, spec: ColumnSpec, typed: pa.Array, raw: pa.A
     if spec.allowed is not None:
         allowed = [coerce_scalar(v, spec.type) for v in spec.allowed]
         value_set = pa.array(allowed, type=spec.arrow_type)
-        outside = pc.and_(typed.is_valid(), pc.invert(pc.is_in(typed, value_set=value_set)))
+        # One lookup says both whether a value is allowed and which one it is (the profile
+        # counts those instead of hashing every value again).
+        at = pc.index_in(typed, value_set=value_set)
+        outside = pc.and_(typed.is_valid(), at.is_null())
+        looked_up = (at, value_set)
         listed = ", ".join(str(v) for v in spec.allowed[:10])
         if len(spec.allowed) > 10:
             listed += ", ..."
@@ -505,6 +545,7 @@ def _check_rules(found: Violations, spec: ColumnSpec, typed: pa.Array, raw: pa.A
             raw,
             f"{name} = '{{v}}' does not match {spec.regex}",
         )
+    return looked_up
 
 
 def _arrow_scalar(value: Any, spec: ColumnSpec) -> pa.Scalar:

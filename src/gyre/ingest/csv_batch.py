@@ -26,8 +26,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gyre.core.errors import SourceError
-from gyre.ingest.contract import Contract
+from gyre.ingest.contract import AllowedCodes, Contract
 from gyre.ingest.csv_lines import tie_to_lines
 from gyre.ingest.encoding import (
     SAMPLE_BYTES,
@@ -105,6 +105,8 @@ class BatchResult:
     quarantined_rows: pa.Table
     """Quarantined rows as read (strings) plus ``_line``; malformed rows are only in
     ``quarantine`` (rule ``columns``, full text in ``value``) since they have no columns."""
+    allowed_codes: Mapping[str, AllowedCodes] = field(default_factory=dict)
+    """See :attr:`gyre.ingest.contract.ContractResult.allowed_codes`."""
 
     @classmethod
     def empty(cls, file: str) -> BatchResult:

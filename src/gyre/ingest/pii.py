@@ -347,6 +347,20 @@ def _judge(
 _OVERSAMPLE = 4  # rows looked at per value sampled, so mostly-blank columns still fill a sample
 
 
+def even_picks(count: int, size: int) -> np.ndarray:
+    """About ``size`` positions spread evenly from 0 to ``count - 1`` (both ends included),
+    ascending, each once. Rounded from evenly spaced points, so already in order: repeats are
+    dropped by comparing neighbours (``np.unique`` hashed and sorted them, 0.5 ms for 3,000
+    picks, which every block paid per column)."""
+    picks = np.linspace(0, count - 1, size).round().astype(np.int64)
+    if len(picks) > 1:
+        keep = np.empty(len(picks), dtype=bool)
+        keep[0] = True
+        np.not_equal(picks[1:], picks[:-1], out=keep[1:])
+        picks = picks[keep]
+    return picks
+
+
 def spread_sample(column: pa.ChunkedArray | pa.Array, size: int) -> pa.Array:
     """Up to ``size`` non-null, non-blank values, trimmed, spread evenly over the column (what
     detection looks at; a file read in blocks keeps such a sample of each block)."""
@@ -357,7 +371,7 @@ def spread_sample(column: pa.ChunkedArray | pa.Array, size: int) -> pa.Array:
     # cost seconds per column, and copying the non-null ones out first cost most of the rest.
     present = len(column) - column.null_count
     if present > size * _OVERSAMPLE:
-        picks = np.unique(np.linspace(0, present - 1, size * _OVERSAMPLE).round().astype(np.int64))
+        picks = even_picks(present, size * _OVERSAMPLE)
         if column.null_count:  # the picks count non-null values: find the rows they are in
             rows = pc.indices_nonzero(pc.is_valid(column)).to_numpy()
             picks = rows[picks]
@@ -370,7 +384,7 @@ def spread_sample(column: pa.ChunkedArray | pa.Array, size: int) -> pa.Array:
     values = pc.utf8_trim_whitespace(values.cast(pa.string()))
     values = values.filter(pc.greater(pc.utf8_length(values), 0))  # drops nulls too
     if len(values) > size:
-        picks = np.unique(np.linspace(0, len(values) - 1, size).round().astype(np.int64))
+        picks = even_picks(len(values), size)
         values = values.take(pa.array(picks))
     return values
 
