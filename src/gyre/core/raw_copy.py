@@ -84,14 +84,17 @@ class RawCopy:
 
     def take(self, limit: int) -> int:
         """Take up to ``limit`` more bytes of the copy, waiting until they are copied; how many
-        were taken, 0 at the end of the file. Raises what stopped the copy, if anything did."""
+        were taken, 0 at the end of the file. Raises what stopped the copy, if anything did,
+        once fewer than ``limit`` bytes are left before it."""
         with self._changed:
             self._wanted = limit  # the copy goes on past its lead for this much
             self._changed.notify_all()
             while self._copied - self._taken < limit and not self._ended and self._error is None:
                 self._changed.wait()
             self._wanted = 0
-            if self._error is not None:
+            # Bytes copied before a failure are handed out first: the failure is raised only
+            # where it leaves too few (whenever the copy thread got to it).
+            if self._error is not None and self._copied - self._taken < limit:
                 raise self._error
             got = min(limit, self._copied - self._taken)
             self._taken += got
