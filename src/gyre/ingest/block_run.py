@@ -44,6 +44,7 @@ from gyre.ingest.csv_blocks import (
     read_block,
 )
 from gyre.ingest.drift import Known, SchemaDriftError, hold_to_contract
+from gyre.ingest.large_files import LargeFile
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     from gyre.ingest.drift import DriftEvent
     from gyre.ingest.run import BatchReport
     from gyre.ingest.schema_step import ContractVersions
-    from gyre.ingest.sources import IncomingBatch
 
 log = logging.getLogger("gyre.ingest")
 
@@ -74,44 +74,6 @@ _WRITES_QUEUED = 4  # checked blocks waiting for the writer before checking paus
 # of reading the stored parts back (0.4 s of CPU of a 1.5 s profile). A column past it is read
 # back as before.
 _KEPT_BYTES = 512 << 20
-
-
-@dataclass
-class LargeFile:
-    """A file big enough to be read in blocks, as the file source hands it over.
-
-    ``whole()`` reads it as an ordinary batch instead. Either way the consumer sets
-    ``content_id`` (the stored raw copy) before the source moves on, since the state it
-    commits for the next file names this one's copy.
-    """
-
-    label: str
-    location: str
-    stamp: dict[str, int]
-    state: dict[str, Any]  # the source's position before this file
-    whole: Callable[[LargeFile], IncomingBatch]
-    content_id: str | None = None
-    copy: RawCopy | None = None  # its raw copy, if one was started ahead (the starter closes it)
-
-    def raw_copy(self, ctx: StageContext) -> RawCopy:
-        """The copy started ahead, if it is of this very file (same size and modification
-        time) into this store; else a new one."""
-        from gyre.core.raw_copy import RawCopy
-
-        ahead, self.copy = self.copy, None
-        if ahead is not None:
-            if (
-                ahead.location == self.location
-                and ahead.stamp == self.stamp
-                and ahead.artifacts is ctx.artifacts
-            ):
-                return ahead
-            ahead.close()
-        return RawCopy(self.location, ctx.artifacts)
-
-    def state_after(self, raw_id: str) -> dict[str, Any]:
-        files = {**self.state.get("files", {}), self.label: {"content_id": raw_id, **self.stamp}}
-        return {**self.state, "files": files}
 
 
 @dataclass

@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gyre.core.errors import DataError
 from gyre.core.yaml_positions import PathKey, Problem, YamlDocument, load_yaml
+from gyre.ingest.allowed_codes import AllowedCodes
 from gyre.ingest.batch_rules import (
     Freshness,
     RowBounds,
@@ -312,27 +313,6 @@ def _range_problems(col: ColumnSpec, here: PathKey) -> list[Problem]:
 
 
 # --------------------------------------------------------------------------------- checking
-
-
-@dataclass(frozen=True)
-class AllowedCodes:
-    """A text column held to its ``allowed`` values: for each accepted row the position of its
-    value in ``values`` (null for null), found by the very lookup that checked it. Counting
-    these gives the column's value counts without hashing every value a second time."""
-
-    codes: pa.Array  # int32, one per accepted row
-    values: pa.Array  # the allowed values, in the contract's order
-
-    def value_counts(self) -> pa.StructArray:
-        """What ``pc.value_counts`` gives for the accepted values, nulls left out (values in the
-        contract's order, not in order of appearance)."""
-        present = pc.drop_null(self.codes).to_numpy()
-        counts = np.bincount(present, minlength=len(self.values))
-        seen = np.flatnonzero(counts)
-        return pa.StructArray.from_arrays(
-            [self.values.take(pa.array(seen)), pa.array(counts[seen], pa.int64())],
-            names=["values", "counts"],
-        )
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gyre.core.errors import SourceError
-from gyre.ingest.contract import AllowedCodes, Contract
+from gyre.ingest.allowed_codes import AllowedCodes
+from gyre.ingest.contract import Contract
 from gyre.ingest.csv_lines import tie_to_lines
 from gyre.ingest.encoding import (
     SAMPLE_BYTES,

@@ -26,8 +26,8 @@ from gyre.ingest.sources import IncomingBatch
 
 if TYPE_CHECKING:
     from gyre.core.context import StageContext
-    from gyre.ingest.block_run import LargeFile
     from gyre.ingest.csv_batch import RawBatch
+    from gyre.ingest.large_files import LargeFile
 
 FORMAT_OF_TYPE = {
     "csv": "csv",
@@ -118,7 +118,7 @@ class FileSource:
         for shown, location in pending:
             stamp = {} if _is_url(location) else _stamp(location)
             if in_blocks(location, fmt, stamp):
-                from gyre.ingest.block_run import LargeFile
+                from gyre.ingest.large_files import LargeFile
 
                 large = LargeFile(
                     label=shown,

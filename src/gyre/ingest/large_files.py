@@ -8,13 +8,16 @@ it imports delays the copy it starts (see :mod:`gyre.core.raw_copy`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gyre.core.artifacts import ArtifactStore
+    from gyre.core.context import StageContext
     from gyre.core.raw_copy import RawCopy
+    from gyre.ingest.sources import IncomingBatch
 
 BLOCK_BYTES = 32 << 20
 """About how much of the file one block holds (whole records, so a little less); the
@@ -88,3 +91,41 @@ def copy_ahead(location: str, artifacts: ArtifactStore) -> RawCopy | None:
         return RawCopy(str(path.resolve()), artifacts)
     except Exception:  # a guess: whatever is wrong, the ingest itself reports it
         return None
+
+
+@dataclass
+class LargeFile:
+    """A file big enough to be read in blocks, as the file source hands it over.
+
+    ``whole()`` reads it as an ordinary batch instead. Either way the consumer sets
+    ``content_id`` (the stored raw copy) before the source moves on, since the state it
+    commits for the next file names this one's copy.
+    """
+
+    label: str
+    location: str
+    stamp: dict[str, int]
+    state: dict[str, Any]  # the source's position before this file
+    whole: Callable[[LargeFile], IncomingBatch]
+    content_id: str | None = None
+    copy: RawCopy | None = None  # its raw copy, if one was started ahead (the starter closes it)
+
+    def raw_copy(self, ctx: StageContext) -> RawCopy:
+        """The copy started ahead, if it is of this very file (same size and modification
+        time) into this store; else a new one."""
+        from gyre.core.raw_copy import RawCopy
+
+        ahead, self.copy = self.copy, None
+        if ahead is not None:
+            if (
+                ahead.location == self.location
+                and ahead.stamp == self.stamp
+                and ahead.artifacts is ctx.artifacts
+            ):
+                return ahead
+            ahead.close()
+        return RawCopy(self.location, ctx.artifacts)
+
+    def state_after(self, raw_id: str) -> dict[str, Any]:
+        files = {**self.state.get("files", {}), self.label: {"content_id": raw_id, **self.stamp}}
+        return {**self.state, "files": files}

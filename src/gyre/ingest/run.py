@@ -170,8 +170,9 @@ def ingest_with(
     ``copy`` is the raw copy of a file among them, started ahead (see :func:`ingest_path`)."""
     import threading
 
-    from gyre.ingest.block_run import LargeFile, ingest_large
+    from gyre.ingest.block_run import ingest_large
     from gyre.ingest.contract import load_contract
+    from gyre.ingest.large_files import LargeFile
     from gyre.ingest.sources import get_source, parse_options
 
     plugin = get_source(config.type)
